@@ -1,0 +1,3 @@
+"""llmos: multi-agent, tool-using assistants."""
+
+__version__ = "0.1.0"

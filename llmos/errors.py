@@ -1,0 +1,68 @@
+"""One error hierarchy for llmos. Every message says what went wrong and what to do."""
+
+from __future__ import annotations
+
+
+class LLMOSError(Exception):
+    """Base class of every error llmos raises on purpose."""
+
+
+class ConfigError(LLMOSError):
+    """A setting or argument is wrong."""
+
+
+# --- models -----------------------------------------------------------------
+
+
+class ModelError(LLMOSError):
+    """A model could not be found, loaded or called."""
+
+
+class ModelNotFoundError(ModelError):
+    """The model name is not known and is not a path to a model folder."""
+
+
+class WeightsError(ModelError):
+    """Model weights are missing or corrupt."""
+
+
+class ModelConnectionError(ModelError):
+    """A model server could not be reached."""
+
+
+class PromptError(ModelError):
+    """The request itself is unusable: empty, or longer than the model's context."""
+
+
+class OutputValidationError(ModelError):
+    """The model's answer does not match the requested output schema."""
+
+
+# --- tools ------------------------------------------------------------------
+
+
+class ToolError(LLMOSError):
+    """A tool is defined wrongly, or failed in a way the model cannot recover from."""
+
+
+class ToolDefinitionError(ToolError):
+    """A function cannot be turned into a tool (missing hints, bad name...)."""
+
+
+class UnknownToolError(ToolError):
+    """The model asked for a tool the agent does not have."""
+
+
+# --- agents -----------------------------------------------------------------
+
+
+class AgentError(LLMOSError):
+    """An agent run could not finish."""
+
+
+class BudgetExceededError(AgentError):
+    """A run used up its budget of steps, tokens or wall time."""
+
+
+class ToolRetriesExceededError(AgentError):
+    """The model kept calling a tool wrongly after the allowed retries."""
