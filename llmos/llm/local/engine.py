@@ -1,0 +1,242 @@
+"""One loaded model and one generation at a time, synchronously.
+
+`Engine` turns a ChatRequest into a prompt with the model's chat template,
+runs its own token-by-token decode loop (so it can stop on a flag, count
+tokens and stream text), and constrains decoding with xgrammar when the
+answer must be a tool call or match a JSON schema. It is not thread-safe:
+`LocalModel` calls it from a single worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from llmos.errors import PromptError
+from llmos.llm.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, UserMessage
+from llmos.llm.model import ChatRequest, Usage
+
+OUTPUT_INSTRUCTION = (
+    "Answer with one JSON object and nothing else. It must match this JSON schema:\n{schema}"
+)
+"""Appended to the system message when the request has an output schema (byte-stable for a given schema)."""
+
+TOOL_CALL_PREFIX = "<tool_call>\n"
+"""How the Qwen chat template opens a tool call: a forced call starts the answer with it."""
+
+
+class Generation:
+    """What one decode produced: the text (or JSON), token counts and why it stopped."""
+
+    def __init__(self, text: str, usage: Usage, finish_reason: Literal["stop", "length"]) -> None:
+        self.text = text
+        self.usage = usage
+        self.finish_reason = finish_reason
+
+
+def pick_dtype(name: str | None = None):
+    """The compute dtype. Default float32, chosen by measuring on a 2-core AVX-512/AMX CPU
+    (0.5B, greedy, ~100 tokens): float32 decoded faster than bfloat16, whose matmuls in
+    torch 2.x on CPU pay for conversions at batch size 1; see the figures in the report.
+    LLMOS_LOCAL_DTYPE=bfloat16 overrides it (halves memory)."""
+    import torch
+
+    name = name or os.environ.get("LLMOS_LOCAL_DTYPE", "float32")
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+class Engine:
+    """A transformers causal LM, its tokenizer, and an xgrammar compiler for its vocabulary."""
+
+    def __init__(self, path: Path, *, threads: int, dtype: str | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub from here
+        import torch
+        import xgrammar as xgr
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.set_num_threads(threads)
+        self.torch, self.xgr = torch, xgr
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype), local_files_only=True)
+        self.model.eval()
+        self.stop_ids = self._stop_ids()
+        self.vocab_size = self.model.config.vocab_size
+        info = xgr.TokenizerInfo.from_huggingface(
+            self.tokenizer, vocab_size=self.vocab_size, stop_token_ids=sorted(self.stop_ids)
+        )
+        # xgrammar: the structured-decoding engine vLLM uses; compiled C++, so the per-token
+        # mask costs microseconds. Compiled grammars are cached by schema text.
+        self.compiler = xgr.GrammarCompiler(info, max_threads=threads)
+        self._grammars: dict[str, Any] = {}
+
+    def _stop_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for value in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(value, int):
+                ids.add(value)
+            elif value:
+                ids.update(value)
+        im_end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        if isinstance(im_end, int) and im_end != self.tokenizer.unk_token_id:
+            ids.add(im_end)
+        return ids
+
+    # --- prompt -----------------------------------------------------------------
+
+    def render(self, request: ChatRequest) -> str:
+        """The prompt text: chat template over the messages and tools, plus what constraining needs."""
+        messages = [_template_message(m) for m in request.messages]
+        if request.output_schema is not None:
+            schema = json.dumps(request.output_schema.json_schema, ensure_ascii=False)
+            instruction = OUTPUT_INSTRUCTION.format(schema=schema)
+            if messages[0]["role"] == "system":
+                messages[0] = {"role": "system", "content": messages[0]["content"] + "\n\n" + instruction}
+            else:
+                messages.insert(0, {"role": "system", "content": instruction})
+        kwargs: dict[str, Any] = {}
+        if request.tools and request.tool_choice != "none":
+            kwargs["tools"] = [
+                {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+                for t in request.tools
+            ]
+        prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
+        if request.forced_tool:
+            prompt += TOOL_CALL_PREFIX
+        return prompt
+
+    def grammar(self, request: ChatRequest):
+        """The compiled grammar the answer must follow, or None for free text."""
+        if request.output_schema is not None:
+            schema: dict[str, Any] = request.output_schema.json_schema
+        elif request.forced_tool:
+            tools = [t for t in request.tools if request.tool_choice in ("required", t.name)]
+            options = [
+                {
+                    "type": "object",
+                    "properties": {"name": {"const": t.name}, "arguments": t.parameters},
+                    "required": ["name", "arguments"],
+                }
+                for t in tools
+            ]
+            schema = options[0] if len(options) == 1 else {"anyOf": options}
+        else:
+            return None
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            # One line with ", " and ": " separators, as Qwen writes JSON; no free whitespace,
+            # which weak models can otherwise fill forever.
+            self._grammars[key] = self.compiler.compile_json_schema(key, any_whitespace=False)
+        return self._grammars[key]
+
+    # --- decoding ----------------------------------------------------------------
+
+    def generate(
+        self,
+        request: ChatRequest,
+        *,
+        max_context: int,
+        default_max_tokens: int,
+        on_text: Callable[[str], None],
+        stop: threading.Event,
+    ) -> Generation | None:
+        """Decode one answer. Calls `on_text` with new text (free text only); None if `stop` was set."""
+        torch, xgr = self.torch, self.xgr
+        prompt_ids = self.tokenizer(self.render(request), add_special_tokens=False)["input_ids"]
+        n_prompt = len(prompt_ids)
+        if n_prompt >= max_context:
+            raise PromptError(
+                f"The prompt is {n_prompt} tokens, but this model's context holds {max_context} "
+                f"(leaving room to answer). Shorten the conversation or the documents in it, "
+                f"or raise max_context if the model supports more."
+            )
+        max_new = min(request.max_tokens or default_max_tokens, max_context - n_prompt)
+        compiled = self.grammar(request)
+        matcher = bitmask = None
+        if compiled is not None:
+            matcher = xgr.GrammarMatcher(compiled, terminate_without_stop_token=True)
+            bitmask = xgr.allocate_token_bitmask(1, self.vocab_size)
+
+        generated: list[int] = []
+        sent = ""
+        finish: Literal["stop", "length"] = "length"
+        cache = None
+        inputs = torch.tensor([prompt_ids])
+        with torch.inference_mode():
+            for _ in range(max_new):
+                if stop.is_set():
+                    return None
+                out = self.model(input_ids=inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                cache = out.past_key_values
+                logits = out.logits[:, -1, :].float()
+                if matcher is not None:
+                    matcher.fill_next_token_bitmask(bitmask)
+                    xgr.apply_token_bitmask_inplace(logits, bitmask)
+                token = _sample(torch, logits[0], request.temperature)
+                if matcher is None and token in self.stop_ids:
+                    finish = "stop"
+                    break
+                generated.append(token)
+                if matcher is not None:
+                    matcher.accept_token(token)
+                    if matcher.is_terminated():
+                        finish = "stop"
+                        break
+                else:
+                    text = self.tokenizer.decode(generated, skip_special_tokens=True)
+                    # Hold back a trailing partial UTF-8 character until its next byte arrives.
+                    if len(text) > len(sent) and not text.endswith("\ufffd"):
+                        on_text(text[len(sent):])
+                        sent = text
+                inputs = torch.tensor([[token]])
+        text = self.tokenizer.decode(generated, skip_special_tokens=True)
+        if matcher is None and text[len(sent):]:
+            on_text(text[len(sent):])
+        # The stop token counts as produced, as OpenAI-compatible servers count it.
+        n_completion = len(generated) + (1 if finish == "stop" and matcher is None else 0)
+        return Generation(text, Usage(prompt_tokens=n_prompt, completion_tokens=n_completion), finish)
+
+    def answer(self, request: ChatRequest, generation: Generation) -> AssistantMessage:
+        """The assistant message for a finished generation: a native tool call when one was forced."""
+        if request.forced_tool and request.output_schema is None:
+            try:
+                data = json.loads(generation.text)
+            except ValueError:  # cut off by max_tokens: let the base class report it
+                return AssistantMessage(content=generation.text)
+            arguments = json.dumps(data["arguments"], ensure_ascii=False)
+            return AssistantMessage(tool_calls=[ToolCall(name=data["name"], arguments=arguments)])
+        return AssistantMessage(content=generation.text)
+
+
+def _sample(torch, logits, temperature: float) -> int:
+    if temperature <= 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits / temperature, dim=-1)
+    return int(torch.multinomial(probs, 1))
+
+
+def _template_message(message: Message) -> dict[str, Any]:
+    """One llmos message in the shape Qwen-style chat templates read."""
+    if isinstance(message, AssistantMessage):
+        out: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
+        if message.tool_calls:
+            out["tool_calls"] = [
+                {"type": "function", "function": {"name": c.name, "arguments": _arguments(c.arguments)}}
+                for c in message.tool_calls
+            ]
+        return out
+    if isinstance(message, ToolMessage):
+        return {"role": "tool", "content": message.content}
+    assert isinstance(message, (SystemMessage, UserMessage))
+    return {"role": message.role, "content": message.content}
+
+
+def _arguments(text: str) -> Any:
+    """Templates render arguments with `tojson`: pass a dict, or the text as written if it is not JSON."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -1,0 +1,215 @@
+"""The agent loop with a scripted model: order of events, tool results, retries, budgets, typed output."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from pydantic import BaseModel
+
+from llmos.agents import Agent, Budget, ErrorEvent, FinalEvent, TextDeltaEvent, ToolCallEvent, ToolResultEvent
+from llmos.errors import AgentError, BudgetExceededError, OutputValidationError, ToolRetriesExceededError
+from llmos.llm import AssistantMessage, ToolCall, ToolMessage, Usage
+from llmos.tools import tool
+from tests.scripted import ScriptedModel
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@tool
+def explode(reason: str) -> str:
+    """Always fails."""
+    raise RuntimeError(f"boom: {reason}")
+
+
+async def collect(agent: Agent, task: str) -> list:
+    return [event async for event in agent.stream(task)]
+
+
+async def test_tool_call_then_final_answer_in_order():
+    model = ScriptedModel([ToolCall.make("add", {"a": 2, "b": 3}), "The sum is 5."])
+    agent = Agent("calc", tools=[add], model=model)
+    events = await collect(agent, "2+3?")
+
+    kinds = [type(e) for e in events]
+    assert kinds[:2] == [ToolCallEvent, ToolResultEvent]
+    assert all(k is TextDeltaEvent for k in kinds[2:-1]) and kinds[-1] is FinalEvent
+    assert events[1].content == "5" and not events[1].is_error
+    assert "".join(e.text for e in events if isinstance(e, TextDeltaEvent)) == "The sum is 5."
+    result = events[-1].result
+    assert result.output == "The sum is 5." and result.model_calls == 2 and result.tool_calls == 1
+    assert result.usage == Usage(prompt_tokens=20, completion_tokens=10)
+    # The second request carries the call and its result, linked by id.
+    second = model.requests[1].messages
+    assert isinstance(second[-1], ToolMessage) and second[-1].content == "5"
+    assert second[-1].tool_call_id == second[-2].tool_calls[0].id
+
+
+async def test_tool_call_written_as_fenced_json_is_run():
+    text = 'Let me add.\n```json\n{"name": "add", "arguments": {"a": 40, "b": 2}}\n```'
+    model = ScriptedModel([text, "42"])
+    result = await Agent("calc", tools=[add], model=model).run("40+2?")
+    assert result.output == "42" and result.tool_calls == 1
+    assert model.requests[1].messages[-1].content == "42"
+
+
+async def test_invalid_arguments_go_back_to_the_model_which_corrects_them():
+    model = ScriptedModel(
+        [ToolCall(name="add", arguments='{"a": "two", "b": 3}'), ToolCall.make("add", {"a": 2, "b": 3}), "5"]
+    )
+    events = await collect(Agent("calc", tools=[add], model=model), "2+3?")
+    results = [e for e in events if isinstance(e, ToolResultEvent)]
+    assert results[0].is_error and "a" in results[0].content
+    assert not results[1].is_error and results[1].content == "5"
+    assert isinstance(events[-1], FinalEvent)
+    assert model.requests[1].messages[-1].is_error
+
+
+async def test_malformed_json_arguments_are_a_tool_error_not_a_crash():
+    model = ScriptedModel([ToolCall(name="add", arguments='{"a": 2, "b": '), "sorry"])
+    events = await collect(Agent("calc", tools=[add], model=model), "2+?")
+    assert [e for e in events if isinstance(e, ToolResultEvent)][0].is_error
+    assert isinstance(events[-1], FinalEvent)
+
+
+async def test_tool_exception_is_reported_to_the_model_and_run_goes_on():
+    model = ScriptedModel([ToolCall.make("explode", {"reason": "x"}), "It failed."])
+    events = await collect(Agent("a", tools=[explode], model=model), "go")
+    result_event = next(e for e in events if isinstance(e, ToolResultEvent))
+    assert result_event.is_error and "boom: x" in result_event.content
+    assert events[-1].result.output == "It failed."
+
+
+async def test_retries_are_bounded():
+    calls = [ToolCall.make("explode", {"reason": str(i)}) for i in range(5)]
+    agent = Agent("a", tools=[explode], model=ScriptedModel(calls))
+    with pytest.raises(ToolRetriesExceededError, match="explode"):
+        await agent.run("go")
+    events = await collect(Agent("a", tools=[explode], model=ScriptedModel(calls)), "go")
+    assert isinstance(events[-1], ErrorEvent) and events[-1].error == "ToolRetriesExceededError"
+    assert sum(isinstance(e, ToolResultEvent) for e in events) == explode.max_retries + 1
+
+
+async def test_unknown_tool_is_reported_to_the_model():
+    model = ScriptedModel([ToolCall.make("delete_everything", {}), "ok"])
+    await Agent("a", tools=[add], model=model).run("go")
+    reply = model.requests[1].messages[-1]
+    assert reply.is_error and "no tool named 'delete_everything'" in reply.content and "add" in reply.content
+
+
+async def test_step_budget():
+    model = ScriptedModel([ToolCall.make("add", {"a": 1, "b": i}) for i in range(10)])
+    agent = Agent("a", tools=[add], model=model, budget=Budget(max_steps=3))
+    with pytest.raises(BudgetExceededError, match="3 steps"):
+        await agent.run("loop forever")
+    assert len(model.requests) == 3
+
+
+async def test_token_budget():
+    model = ScriptedModel([ToolCall.make("add", {"a": 1, "b": 1})] * 3, usage=Usage(prompt_tokens=60, completion_tokens=10))
+    agent = Agent("a", tools=[add], model=model, budget=Budget(max_tokens=100))
+    with pytest.raises(BudgetExceededError, match="tokens"):
+        await agent.run("go")
+    assert len(model.requests) == 2
+
+
+async def test_wall_time_budget_stops_a_slow_model():
+    agent = Agent("a", model=ScriptedModel(["late"], delay=5.0), budget=Budget(max_seconds=0.2))
+    started = time.perf_counter()
+    with pytest.raises(BudgetExceededError, match="wall-time"):
+        await agent.run("go")
+    assert time.perf_counter() - started < 1.0
+
+
+async def test_tool_calls_of_one_step_run_concurrently():
+    @tool
+    async def slow(n: int) -> int:
+        """Sleep a little."""
+        await asyncio.sleep(0.3)
+        return n
+
+    model = ScriptedModel([[ToolCall.make("slow", {"n": 1}), ToolCall.make("slow", {"n": 2})], "done"])
+    started = time.perf_counter()
+    result = await Agent("a", tools=[slow], model=model).run("go")
+    assert time.perf_counter() - started < 0.55
+    assert [m.content for m in result.messages if isinstance(m, ToolMessage)] == ["1", "2"]
+
+
+class Weather(BaseModel):
+    city: str
+    celsius: float
+
+
+async def test_typed_output_without_tools_is_one_structured_call():
+    model = ScriptedModel(['{"city": "Oslo", "celsius": -3.5}'])
+    result = await Agent("w", model=model, output_type=Weather).run("Weather in Oslo?")
+    assert result.output == Weather(city="Oslo", celsius=-3.5)
+    assert model.requests[0].output_schema is not None and model.requests[0].tools == []
+
+
+async def test_typed_output_after_tools_takes_one_more_call():
+    model = ScriptedModel([ToolCall.make("add", {"a": 1, "b": 2}), "It is 3.", '{"city": "X", "celsius": 3}'])
+    result = await Agent("w", tools=[add], model=model, output_type=Weather).run("go")
+    assert result.output == Weather(city="X", celsius=3.0) and result.model_calls == 3
+    assert model.requests[2].output_schema is not None
+
+
+async def test_typed_output_that_does_not_validate_is_a_clear_error():
+    agent = Agent("w", model=ScriptedModel(['{"city": "Oslo"}']), output_type=Weather)
+    with pytest.raises(OutputValidationError, match="celsius"):
+        await agent.run("go")
+
+
+async def test_forced_tool_choice_with_a_text_answer_is_an_error():
+    agent = Agent("a", tools=[add], tool_choice="required", model=ScriptedModel(["I will not call tools."]))
+    events = await collect(agent, "go")
+    assert isinstance(events[-1], ErrorEvent) and events[-1].error == "OutputValidationError"
+
+
+async def test_request_prefix_is_byte_identical_across_steps():
+    model = ScriptedModel([ToolCall.make("add", {"a": 1, "b": 2}), ToolCall.make("add", {"a": 3, "b": 4}), "7"])
+    await Agent("a", tools=[add, explode], model=model).run("go")
+    prefixes = {
+        (r.messages[0].model_dump_json(), "".join(t.model_dump_json() for t in r.tools)) for r in model.requests
+    }
+    assert len(prefixes) == 1
+
+
+async def test_history_is_kept_before_the_task():
+    model = ScriptedModel(["Your name is Ada."])
+    from llmos.llm import UserMessage
+
+    history = [UserMessage(content="I am Ada."), AssistantMessage(content="Hello Ada.")]
+    await Agent("a", model=model).run("What is my name?", history=history)
+    roles = [m.role for m in model.requests[0].messages]
+    assert roles == ["system", "user", "assistant", "user"]
+
+
+async def test_cancelling_a_run_stops_the_model():
+    model = ScriptedModel(["never"], delay=10.0)
+    task = asyncio.create_task(Agent("a", model=model).run("go"))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_run_sync_outside_and_inside_a_loop():
+    agent = Agent("a", model=ScriptedModel(["hi"]))
+    assert agent.run_sync("hello").output == "hi"
+
+    async def inside():
+        with pytest.raises(AgentError, match="await agent.run"):
+            agent.run_sync("hello")
+
+    asyncio.run(inside())
+
+
+def test_two_tools_with_one_name_are_refused():
+    with pytest.raises(AgentError, match="two tools named 'add'"):
+        Agent("a", tools=[add, add], model=ScriptedModel([]))
