@@ -40,3 +40,8 @@ bench: models
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# vLLM for CPU in its own virtual environment (.venv-vllm); `llmos serve-model` uses it.
+.PHONY: vllm
+vllm:
+	bash scripts/setup-vllm.sh

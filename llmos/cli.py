@@ -75,6 +75,70 @@ def prepare(name: Annotated[str, typer.Argument(help="A model name from `llmos m
     _guard(run)
 
 
+@app.command("serve-model")
+def serve_model(
+    model: Annotated[Optional[str], typer.Argument(help="Catalog name or model folder (default: LLMOS_MODEL).")] = None,
+    port: Annotated[int, typer.Option(help="Port of the server, on 127.0.0.1.")] = 8011,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print the command and its environment.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to answer.")] = 600.0,
+) -> None:
+    """Serve a model with vLLM (OpenAI-compatible API) in the foreground, until Ctrl-C."""
+    import shlex
+    import signal
+    import time
+
+    from llmos.config import get_settings
+    from llmos.errors import ModelConnectionError
+    from llmos.llm.vllm_server import (
+        SETUP_HINT,
+        VLLMServerConfig,
+        build_command,
+        build_env,
+        log_tail,
+        served_name,
+        start_server,
+        wait_until_ready,
+    )
+
+    config = VLLMServerConfig(model=model or get_settings().model, port=port)
+
+    def dry() -> None:
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in build_env(config).items())
+        # print(), not rich: the command must come out unwrapped, and shell-pasteable.
+        print(f"{env} {shlex.join(build_command(config))}")
+        if not config.use_gpu() and not config.vllm_python.is_file():
+            print(f"# note: {config.vllm_python} does not exist yet. {SETUP_HINT}")
+
+    def serve() -> None:
+        run_dir = get_settings().home / "vllm"
+        handle = start_server(config, log_path=run_dir / f"{port}.log")
+        signal.signal(signal.SIGTERM, _interrupt)  # a plain `kill` of llmos stops vLLM too, like Ctrl-C
+        try:
+            console.print(f"Starting vLLM for {handle.model} (pid {handle.pid}, log {handle.log_path}) ...")
+            seconds = wait_until_ready(config.base_url, timeout, handle=handle)
+            console.print(f"[green]Ready in {seconds:.0f} s:[/] {config.base_url}")
+            console.print("Use it from llmos with:", soft_wrap=True)
+            print(f"  export LLMOS_BASE_URL={config.base_url}\n  export LLMOS_MODEL={served_name(config)}")
+            console.print(f"[dim]PID file: {handle.pid_path}. Ctrl-C stops the server.[/]", soft_wrap=True)
+            while handle.alive():
+                time.sleep(1.0)
+            raise ModelConnectionError(
+                f"The vLLM server exited with code {handle.process.returncode}. "
+                f"End of {handle.log_path}:\n{log_tail(handle.log_path)}"
+            )
+        except KeyboardInterrupt:
+            console.print("Stopping the vLLM server ...")
+        finally:
+            handle.stop()
+        console.print(f"Stopped (pid {handle.pid}).")
+
+    _guard(dry if dry_run else serve)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _run(coro) -> bool:
     return _guard(lambda: asyncio.run(coro))
 

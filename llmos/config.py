@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +15,13 @@ class Settings(BaseSettings):
     model: str = Field("qwen2.5-coder-0.5b", description="Default model: a known name or a model folder.")
     home: Path = Field(Path.home() / ".cache" / "llmos", description="Where prepared models and data live.")
     threads: int | None = Field(None, description="CPU threads for the in-process model (default: all cores).")
+
+    # An OpenAI-compatible server (vLLM, or any other). When base_url is set, models are served from it.
+    base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8011/v1.")
+    api_key: SecretStr | None = Field(None, description="API key sent as a Bearer token to base_url.")
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a connection to the server.")
+    read_timeout: float = Field(120.0, gt=0, description="Seconds to wait for the next piece of an answer.")
+    max_retries: int = Field(3, ge=0, description="Retries on 429, 5xx and connection errors.")
 
 
 @lru_cache(maxsize=1)

@@ -204,8 +204,13 @@ class Agent(Generic[OutputT]):
 
     def _request(self, messages: list[Message], *, structured: bool) -> ChatRequest:
         if structured:
+            # Tools stay in the request (not callable) so that its prefix matches the earlier steps.
             return ChatRequest(
-                messages=messages, output_schema=self.output_schema, max_tokens=self.max_tokens_per_call
+                messages=messages,
+                tools=self._specs,
+                tool_choice="none",
+                output_schema=self.output_schema,
+                max_tokens=self.max_tokens_per_call,
             )
         return ChatRequest(
             messages=messages,

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, Val
 
 from llmos.errors import OutputValidationError, PromptError
 from llmos.llm.messages import AssistantMessage, Message, ToolCall
-from llmos.llm.parsing import extract_json, parse_tool_calls
+from llmos.llm.parsing import CallTextHolder, extract_json, parse_tool_calls
 
 ToolChoice = Literal["auto", "required", "none"] | str
 """`auto`, `required`, `none`, or the name of the one tool the model must call."""
@@ -160,11 +160,18 @@ class ChatModel(ABC):
     async def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | ChatResponse]:
         """Yield TextDelta events while the model writes free text, then exactly one ChatResponse."""
         started = time.perf_counter()
+        holder = CallTextHolder() if request.tools and request.tool_choice == "auto" else None
         async for event in self._stream(request):
             if isinstance(event, ChatResponse):
-                yield _finish(request, event, time.perf_counter() - started)
+                response = _finish(request, event, time.perf_counter() - started)
+                if holder is not None and not response.tool_calls and (rest := holder.flush()):
+                    yield TextDelta(text=rest)
+                yield response
                 return
-            yield event
+            if holder is None:
+                yield event
+            elif shown := holder.feed(event.text):
+                yield TextDelta(text=shown)
         raise AssertionError(f"{type(self).__name__}._stream ended without a ChatResponse")
 
     @abstractmethod

@@ -97,3 +97,51 @@ def _as_calls(value: Any, tool_names: list[str]) -> list[ToolCall]:
             text = json.dumps(arguments, ensure_ascii=False)
         calls.append(ToolCall(name=item["name"], arguments=text))
     return calls
+
+
+class CallTextHolder:
+    """Holds back streamed text that may be a tool call written as text, so it is not shown as prose.
+
+    Text streams through until a marker appears (a fence or `<tool_call>` anywhere, or `{`/`[`
+    as the first character); from there on it is held. At the end, `flush()` gives the held
+    text back when it turned out not to be a call.
+    """
+
+    _MARKERS = ("```", "<tool_call>")
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self._holding = False
+        self._started = False
+
+    def feed(self, text: str) -> str:
+        """Take a delta; return the part that is safe to show now."""
+        self._pending += text
+        if self._holding:
+            return ""
+        if not self._started:
+            stripped = self._pending.lstrip()
+            if not stripped:
+                return ""
+            self._started = True
+            if stripped[0] in "{[":
+                self._holding = True
+                return ""
+        cut = min((i for i in (self._pending.find(m) for m in self._MARKERS) if i >= 0), default=-1)
+        if cut >= 0:
+            self._holding = True
+        else:
+            # Keep a tail that could be the start of a marker split across deltas.
+            cut = len(self._pending)
+            for marker in self._MARKERS:
+                for size in range(len(marker) - 1, 0, -1):
+                    if self._pending.endswith(marker[:size]):
+                        cut = min(cut, len(self._pending) - size)
+                        break
+        shown, self._pending = self._pending[:cut], self._pending[cut:]
+        return shown
+
+    def flush(self) -> str:
+        """The text still held back."""
+        held, self._pending = self._pending, ""
+        return held

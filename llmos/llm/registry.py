@@ -1,4 +1,12 @@
-"""Turning a model name or path into a ChatModel."""
+"""Turning a model name, path or server address into a ChatModel.
+
+Names are read in this order:
+- `openai:<model>`: `<model>` on the OpenAI-compatible server at LLMOS_BASE_URL.
+- `<base_url>#<model>`, e.g. `http://127.0.0.1:8011/v1#qwen2.5-coder-0.5b`: that model on that server.
+- `local:<name or folder>`: the in-process model, even when LLMOS_BASE_URL is set.
+- any other name while LLMOS_BASE_URL is set: a model on that server (vLLM's --served-model-name).
+- otherwise a catalog name or a local transformers model folder.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from llmos.config import get_settings
-from llmos.errors import ModelNotFoundError
+from llmos.errors import ConfigError, ModelNotFoundError
 from llmos.llm.model import ChatModel
 
 
@@ -29,8 +37,44 @@ def known_models() -> list[ModelInfo]:
 
 
 def get_model(name: str | None = None) -> ChatModel:
-    """A model by catalog name, or a local transformers model folder by path. Default: settings.model."""
-    name = name or get_settings().model
+    """A model by name, folder or server address (see the module docstring). Default: settings.model."""
+    settings = get_settings()
+    name = name or settings.model
+    if name.startswith("openai:"):
+        if not settings.base_url:
+            raise ConfigError(
+                f"'{name}' names a model on an OpenAI-compatible server, but LLMOS_BASE_URL is not set. "
+                f"Set it (e.g. LLMOS_BASE_URL=http://127.0.0.1:8011/v1) or write 'http://HOST:PORT/v1#{name[7:]}'."
+            )
+        return _openai(name[len("openai:"):], settings.base_url)
+    if name.startswith(("http://", "https://")):
+        base_url, _, model = name.partition("#")
+        if not model:
+            raise ConfigError(f"'{name}' gives a server but no model: write it as '{base_url}#MODEL_NAME'.")
+        return _openai(model, base_url)
+    if name.startswith("local:"):
+        return _local(name[len("local:"):])
+    if settings.base_url:
+        return _openai(name, settings.base_url)
+    return _local(name)
+
+
+def _openai(model: str, base_url: str) -> ChatModel:
+    import httpx
+
+    from llmos.llm.openai import OpenAIModel
+
+    settings = get_settings()
+    return OpenAIModel(
+        model,
+        base_url,
+        settings.api_key.get_secret_value() if settings.api_key else None,
+        timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+        max_retries=settings.max_retries,
+    )
+
+
+def _local(name: str) -> ChatModel:
     from llmos.llm.local.catalog import CATALOG
 
     if name in CATALOG:
@@ -44,5 +88,6 @@ def get_model(name: str | None = None) -> ChatModel:
         return LocalModel(path)
     raise ModelNotFoundError(
         f"Unknown model '{name}'. Known names: {', '.join(CATALOG)}; "
-        "or give the path of a local transformers model folder (run `llmos models` to list them)."
+        "or give the path of a local transformers model folder (run `llmos models` to list them), "
+        "or set LLMOS_BASE_URL to use a model on an OpenAI-compatible server such as vLLM."
     )

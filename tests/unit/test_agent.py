@@ -53,7 +53,10 @@ async def test_tool_call_then_final_answer_in_order():
 async def test_tool_call_written_as_fenced_json_is_run():
     text = 'Let me add.\n```json\n{"name": "add", "arguments": {"a": 40, "b": 2}}\n```'
     model = ScriptedModel([text, "42"])
-    result = await Agent("calc", tools=[add], model=model).run("40+2?")
+    events = await collect(Agent("calc", tools=[add], model=model), "40+2?")
+    shown = "".join(e.text for e in events if isinstance(e, TextDeltaEvent))
+    assert shown == "Let me add.\n42"  # the call itself is not shown as prose
+    result = events[-1].result
     assert result.output == "42" and result.tool_calls == 1
     assert model.requests[1].messages[-1].content == "42"
 
@@ -156,7 +159,8 @@ async def test_typed_output_after_tools_takes_one_more_call():
     model = ScriptedModel([ToolCall.make("add", {"a": 1, "b": 2}), "It is 3.", '{"city": "X", "celsius": 3}'])
     result = await Agent("w", tools=[add], model=model, output_type=Weather).run("go")
     assert result.output == Weather(city="X", celsius=3.0) and result.model_calls == 3
-    assert model.requests[2].output_schema is not None
+    final = model.requests[2]
+    assert final.output_schema is not None and final.tool_choice == "none" and final.tools == model.requests[0].tools
 
 
 async def test_typed_output_that_does_not_validate_is_a_clear_error():

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from llmos.llm.parsing import extract_json, parse_tool_calls
+from llmos.llm.parsing import CallTextHolder, extract_json, parse_tool_calls
 
 NAMES = ["calculator", "clock"]
 
@@ -75,3 +75,20 @@ def test_extract_json(text, value):
 def test_extract_json_errors(text):
     with pytest.raises(ValueError):
         extract_json(text)
+
+
+def feed_all(pieces: list[str]) -> tuple[str, str]:
+    holder = CallTextHolder()
+    shown = "".join(holder.feed(p) for p in pieces)
+    return shown, holder.flush()
+
+
+def test_holder_shows_prose_and_holds_a_call():
+    assert feed_all(["The answer ", "is 395."]) == ("The answer is 395.", "")
+    assert feed_all(["  {\"name\"", ": \"clock\"}"]) == ("", '  {"name": "clock"}')
+    shown, held = feed_all(["Let me compute.\n`", "``json\n{}", "\n```"])
+    assert shown == "Let me compute.\n" and held == "```json\n{}\n```"
+    shown, held = feed_all(["ok <tool", "_call>{}"])
+    assert shown == "ok " and held == "<tool_call>{}"
+    # A tail that only looked like the start of a marker is given back at the end.
+    assert feed_all(["cost: 5 <", "b"]) == ("cost: 5 <b", "")
