@@ -157,3 +157,7 @@ def _guard(fn) -> bool:
 
 def main() -> None:
     app()
+
+
+from llmos.knowledge.cli import register as _register_knowledge  # noqa: E402  (ingest, search, kb, eval)
+_register_knowledge(app)

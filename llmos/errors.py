@@ -66,3 +66,18 @@ class BudgetExceededError(AgentError):
 
 class ToolRetriesExceededError(AgentError):
     """The model kept calling a tool wrongly after the allowed retries."""
+
+
+# --- knowledge --------------------------------------------------------------
+
+
+class KnowledgeError(LLMOSError):
+    """A knowledge base could not be opened, written or searched."""
+
+
+class LoaderError(KnowledgeError):
+    """A document cannot be read (corrupt, encrypted, binary, empty, too large); it is skipped."""
+
+
+class EmbeddingError(KnowledgeError):
+    """The embedding model cannot be loaded or does not match the knowledge base."""

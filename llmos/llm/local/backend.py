@@ -74,7 +74,8 @@ class LocalModel(ChatModel):
         self._engine: Any = None
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._worker: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _worker and _jobs
+        self._run_lock = threading.Lock()  # one generation at a time, whichever worker runs it
 
     @classmethod
     def from_catalog(cls, name: str, **kwargs: Any) -> LocalModel:
@@ -91,12 +92,17 @@ class LocalModel(ChatModel):
         await self._call(lambda engine, job: None)
 
     async def aclose(self) -> None:
-        """Stop the worker thread (after the generation in progress). Safe to call twice."""
+        """Stop the worker thread (after the generation in progress) and free the weights. Safe to call twice."""
         with self._lock:
-            worker, self._worker = self._worker, None
+            worker, jobs = self._worker, self._jobs
+            self._worker, self._jobs = None, queue.Queue()
+            if worker is not None:
+                jobs.put(None)
         if worker is not None:
-            self._jobs.put(None)
             await asyncio.to_thread(worker.join)
+        with self._lock:
+            if self._worker is None:
+                self._engine = None  # the next request loads it again
 
     @property
     def loaded(self) -> bool:
@@ -117,21 +123,26 @@ class LocalModel(ChatModel):
             self._engine = Engine(path, threads=self.threads, dtype=self.dtype)
         return self._engine
 
-    def _serve(self) -> None:
+    def _serve(self, jobs: queue.Queue[_Job | None]) -> None:
         """The worker thread: one job at a time, in arrival order."""
-        while (job := self._jobs.get()) is not None:
+        while (job := jobs.get()) is not None:
             if job.stop.is_set():  # cancelled while it waited in the queue
                 continue
-            try:
-                job.send(_Done(job.run(self._ensure_engine(), job)))
-            except BaseException as exc:  # noqa: BLE001 - every failure goes back to its caller
-                job.send(_Done(error=exc))
+            # The lock only matters in the moment after aclose() when a new worker has started
+            # and the old one still finishes its last job.
+            with self._run_lock:
+                try:
+                    job.send(_Done(job.run(self._ensure_engine(), job)))
+                except BaseException as exc:  # noqa: BLE001 - every failure goes back to its caller
+                    job.send(_Done(error=exc))
 
     def _submit(self, run: Callable[[Any, _Job], Any]) -> _Job:
         job = _Job(run, asyncio.get_running_loop())
         with self._lock:
             if self._worker is None:
-                self._worker = threading.Thread(target=self._serve, name=f"llmos-local-{self.name}", daemon=True)
+                self._worker = threading.Thread(
+                    target=self._serve, args=(self._jobs,), name=f"llmos-local-{self.name}", daemon=True
+                )
                 self._worker.start()
             self._jobs.put(job)
         return job

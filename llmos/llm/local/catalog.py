@@ -154,7 +154,8 @@ def prepare(name: str, *, progress: bool = True) -> Path:
 
 def _assemble(entry: CatalogEntry, chunks: list[Path], out: Path, bar) -> None:
     total = sum(p.stat().st_size for p in chunks)
-    task = bar.add_task("assemble + SHA-256", total=total) if bar else None
+    task = bar.add_task("assemble + SHA-256", total=total, detail="") if bar else None
+    done = 0
     digest = hashlib.sha256()
     with out.open("wb") as sink:
         for path in chunks:
@@ -163,7 +164,8 @@ def _assemble(entry: CatalogEntry, chunks: list[Path], out: Path, bar) -> None:
                     digest.update(block)
                     sink.write(block)
                     if bar:
-                        bar.advance(task, len(block))
+                        done += len(block)
+                        bar.update(task, completed=done, detail=f"{done / 1e6:.0f}/{total / 1e6:.0f} MB")
     actual = digest.hexdigest()
     if actual != entry.sha256:
         raise WeightsError(
@@ -179,13 +181,13 @@ def _convert(gguf: Path, out: Path, bar) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    task = bar.add_task("convert GGUF -> bf16", total=None) if bar else None
+    task = bar.add_task("convert GGUF -> bf16", total=None, detail="") if bar else None
     kwargs = {"gguf_file": gguf.name, "local_files_only": True}
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.bfloat16, **kwargs)
     if bar:
         bar.update(task, total=1, completed=1)
-        task = bar.add_task("save safetensors", total=None)
+        task = bar.add_task("save safetensors", total=None, detail="")
     # transformers 5 refuses to save a GGUF-loaded model while it still looks quantised.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -199,19 +201,12 @@ def _convert(gguf: Path, out: Path, bar) -> None:
 def _progress(enabled: bool):
     if not enabled:
         return nullcontext(None)
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     return Progress(
         SpinnerColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description:<22}"),
         BarColumn(),
-        DownloadColumn(),
+        TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
     )

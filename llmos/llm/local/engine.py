@@ -78,6 +78,8 @@ class Engine:
         # mask costs microseconds. Compiled grammars are cached by schema text.
         self.compiler = xgr.GrammarCompiler(info, max_threads=threads)
         self._grammars: dict[str, Any] = {}
+        self._cache: Any = None  # KV cache of the last request, and the token ids it holds
+        self._cache_ids: list[int] = []
 
     def _stop_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -166,44 +168,86 @@ class Engine:
             matcher = xgr.GrammarMatcher(compiled, terminate_without_stop_token=True)
             bitmask = xgr.allocate_token_bitmask(1, self.vocab_size)
 
+        cache, in_cache = self._reuse_cache(prompt_ids)
+        self._cache, self._cache_ids = None, []  # in use: never reused half-updated
+        inputs = prompt_ids[len(in_cache):]
         generated: list[int] = []
+        if matcher is not None:
+            forced = self._jump_forward(matcher)
+            generated = list(forced)
+            inputs = inputs + forced
         sent = ""
         finish: Literal["stop", "length"] = "length"
-        cache = None
-        inputs = torch.tensor([prompt_ids])
         with torch.inference_mode():
-            for _ in range(max_new):
+            while len(generated) < max_new:
                 if stop.is_set():
                     return None
-                out = self.model(input_ids=inputs, use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
+                out = self.model(
+                    input_ids=torch.tensor([inputs]), use_cache=True, logits_to_keep=1, **{self._cache_arg: cache}
+                )
                 cache = getattr(out, self._cache_arg)
+                in_cache.extend(inputs)
+                self._cache, self._cache_ids = cache, in_cache
                 logits = out.logits[:, -1, :].float()
                 if matcher is not None:
                     matcher.fill_next_token_bitmask(bitmask)
                     xgr.apply_token_bitmask_inplace(logits, bitmask)
                 token = _sample(torch, logits[0], request.temperature)
-                if matcher is None and token in self.stop_ids:
-                    finish = "stop"
-                    break
-                generated.append(token)
-                if matcher is not None:
-                    matcher.accept_token(token)
-                    if matcher.is_terminated():
+                inputs = [token]
+                if matcher is None:
+                    if token in self.stop_ids:
                         finish = "stop"
                         break
-                else:
+                    generated.append(token)
                     text = self.tokenizer.decode(generated, skip_special_tokens=True)
                     # Hold back a trailing partial UTF-8 character until its next byte arrives.
                     if len(text) > len(sent) and not text.endswith("\ufffd"):
                         on_text(text[len(sent):])
                         sent = text
-                inputs = torch.tensor([[token]])
+                    continue
+                generated.append(token)
+                matcher.accept_token(token)
+                if not matcher.is_terminated():
+                    forced = self._jump_forward(matcher)
+                    generated += forced
+                    inputs += forced
+                if matcher.is_terminated():
+                    finish = "stop"
+                    break
         text = self.tokenizer.decode(generated, skip_special_tokens=True)
         if matcher is None and text[len(sent):]:
             on_text(text[len(sent):])
         # The stop token counts as produced, as OpenAI-compatible servers count it.
         n_completion = len(generated) + (1 if finish == "stop" and matcher is None else 0)
         return Generation(text, Usage(prompt_tokens=n_prompt, completion_tokens=n_completion), finish)
+
+    def _reuse_cache(self, prompt_ids: list[int]) -> tuple[Any, list[int]]:
+        """The KV cache of the previous request, cut to the prefix it shares with this prompt.
+
+        Agents send the same system prompt and tool schemas first in every request, so most of
+        a prompt is usually already computed: this is vLLM's prefix caching, for one entry.
+        """
+        cache, ids = self._cache, self._cache_ids
+        if cache is None or cache.get_seq_length() != len(ids):
+            return None, []
+        keep = 0
+        for a, b in zip(ids, prompt_ids):
+            if a != b:
+                break
+            keep += 1
+        keep = min(keep, len(prompt_ids) - 1)  # feed at least one token, to get the next logits
+        if keep == 0:
+            return None, []
+        if len(ids) > keep:
+            cache.crop(-(len(ids) - keep))  # negative: drop that many tokens from the end
+        return cache, ids[:keep]
+
+    def _jump_forward(self, matcher: Any) -> list[int]:
+        """Tokens the grammar forces next (`{"name": "`, a named tool's name...): fed in one step."""
+        text = matcher.find_jump_forward_string()
+        if not text or not matcher.accept_string(text):
+            return []
+        return self.tokenizer.encode(text, add_special_tokens=False)
 
     def answer(self, request: ChatRequest, generation: Generation) -> AssistantMessage:
         """The assistant message for a finished generation: a native tool call when one was forced."""

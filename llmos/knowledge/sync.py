@@ -1,0 +1,283 @@
+"""Sync a file or folder into a tenant's store: add new files, re-embed changed ones, remove deleted ones.
+
+Crash safety rests on one order of writes, per file:
+
+1. the manifest marks the file `pending` (committed),
+2. every chunk Chroma holds for that file is deleted, then the new chunks are written,
+3. the manifest records the file as `done` with its content hash.
+
+A run that dies anywhere leaves the file `pending` (or not yet touched); the next run
+deletes whatever chunks a pending file has and ingests it again. Chunk ids derive from
+path and content, so nothing is ever stored twice.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+
+from llmos.errors import LoaderError
+from llmos.knowledge.chunking import Chunker
+from llmos.knowledge.loaders import READERS, check_size, load
+from llmos.knowledge.store import ChunkStore
+from llmos.knowledge.types import Chunk, Skipped, SyncSummary
+
+PENDING, DONE = "pending", "done"
+
+
+class Manifest:
+    """Which files each tenant holds, by content hash (SQLite: every write is atomic)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        with closing(self._connect()) as db, db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS files (tenant TEXT, source TEXT, hash TEXT, chunks INTEGER, state TEXT,"
+                " PRIMARY KEY (tenant, source))"
+            )
+            db.execute("CREATE TABLE IF NOT EXISTS versions (tenant TEXT PRIMARY KEY, version INTEGER)")
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def files(self, tenant: str) -> dict[str, tuple[str, int, str]]:
+        """source -> (hash, chunks, state)."""
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT source, hash, chunks, state FROM files WHERE tenant = ?", (tenant,))
+            return {s: (h, n, st) for s, h, n, st in rows}
+
+    def mark(self, tenant: str, entries: list[tuple[str, str, int]], state: str) -> None:
+        """Record (source, hash, chunks) rows in one transaction."""
+        with closing(self._connect()) as db, db:
+            db.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", [(tenant, s, h, n, state) for s, h, n in entries]
+            )
+
+    def forget(self, tenant: str, source: str) -> None:
+        with closing(self._connect()) as db, db:
+            db.execute("DELETE FROM files WHERE tenant = ? AND source = ?", (tenant, source))
+
+    def version(self, tenant: str) -> int:
+        with closing(self._connect()) as db:
+            row = db.execute("SELECT version FROM versions WHERE tenant = ?", (tenant,)).fetchone()
+            return row[0] if row else 0
+
+    def bump(self, tenant: str) -> int:
+        """Called before the store changes, so that a keyword index built earlier is known to be stale."""
+        with closing(self._connect()) as db, db:
+            version = (db.execute("SELECT version FROM versions WHERE tenant = ?", (tenant,)).fetchone() or (0,))[0] + 1
+            db.execute("INSERT OR REPLACE INTO versions VALUES (?, ?)", (tenant, version))
+            return version
+
+
+# --- finding files -----------------------------------------------------------------------------
+
+
+def find_files(target: Path) -> tuple[Path, list[Path], list[Skipped]]:
+    """(root, files to ingest, paths skipped) for a file or a folder.
+
+    Symbolic links are followed only while they stay inside the root; loops and links
+    leading out of it are reported, never followed. Hidden entries (.git) are ignored,
+    and so are files of unsupported types inside a folder.
+    """
+    target = Path(target).expanduser().absolute()
+    if not target.exists():
+        raise LoaderError(f"{target} does not exist")
+    if target.is_file():
+        return target.parent.resolve(), [target.resolve()], []
+    root = target.resolve()
+    files: list[Path] = []
+    skipped: list[Skipped] = []
+    seen_dirs = {root}
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append(Skipped(path=str(folder), reason=f"cannot list folder: {exc.strerror or exc}"))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            try:
+                real = path.resolve(strict=True)
+            except RuntimeError:  # Python 3.11 reports a symlink loop this way
+                skipped.append(Skipped(path=str(path), reason="symlink loop"))
+                continue
+            except OSError as exc:
+                reason = "symlink loop" if exc.errno == errno.ELOOP else f"broken link or unreadable: {exc.strerror}"
+                skipped.append(Skipped(path=str(path), reason=reason))
+                continue
+            if not real.is_relative_to(root):
+                skipped.append(Skipped(path=str(path), reason=f"outside the root {root} (link to {real})"))
+                continue
+            if real.is_dir():
+                if real in seen_dirs:
+                    skipped.append(Skipped(path=str(path), reason="symlink loop (folder already visited)"))
+                else:
+                    seen_dirs.add(real)
+                    stack.append(real)
+            elif real.is_file() and real.suffix.lower() in READERS:
+                files.append(real)
+    # A link and its target are the same document: keep one.
+    return root, sorted(set(files)), skipped
+
+
+def file_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- the sync itself ---------------------------------------------------------------------------
+
+
+class Syncer:
+    """Brings one tenant's store in line with a file or folder."""
+
+    def __init__(
+        self,
+        store: ChunkStore,
+        manifest: Manifest,
+        chunker: Chunker,
+        embed: Callable[[list[str]], np.ndarray],
+        *,
+        max_bytes: int,
+        batch_size: int = 256,
+    ) -> None:
+        self.store = store
+        self.manifest = manifest
+        self.chunker = chunker
+        self.embed = embed
+        self.max_bytes = max_bytes
+        self.batch_size = batch_size
+        self.tenant = store.tenant
+
+    def run(self, target: Path, tags: list[str] | None = None, progress: bool = False) -> SyncSummary:
+        started = time.perf_counter()
+        summary = SyncSummary(tenant=self.tenant)
+        root, files, skipped = find_files(target)
+        summary.skipped += skipped
+        known = self.manifest.files(self.tenant)
+
+        # 1. Repair what an interrupted run left half-written.
+        for source, (_, _, state) in known.items():
+            if state == PENDING:
+                self._changing()
+                summary.chunks_removed += self.store.delete_source(source)
+                self.manifest.forget(self.tenant, source)
+                summary.repaired.append(source)
+        known = {s: v for s, v in known.items() if v[2] == DONE}
+
+        # 2. Remove files that are gone from the folder that was synced.
+        present = {str(f) for f in files}
+        scope = str(root) + os.sep
+        for source in sorted(known):
+            inside = source.startswith(scope) if Path(target).is_dir() else source == str(files[0])
+            if inside and source not in present and not Path(source).exists():
+                self._changing()
+                self.manifest.mark(self.tenant, [(source, known[source][0], known[source][1])], PENDING)
+                summary.chunks_removed += self.store.delete_source(source)
+                self.manifest.forget(self.tenant, source)
+                summary.removed.append(source)
+
+        # 3. Add new and changed files, embedding chunks of several files together (bigger batches run faster).
+        batch: list[tuple[str, str, list[Chunk], bool]] = []  # (source, hash, chunks, is_new)
+        with _progress(progress, len(files)) as bar:
+            for path in files:
+                source = str(path)
+                entry = self._prepare(path, known.get(source), tags, summary)
+                if entry is not None:
+                    batch.append(entry)
+                    if sum(len(e[2]) for e in batch) >= self.batch_size:
+                        self._write(batch, summary)
+                        batch = []
+                bar.advance(summary)
+            if batch:
+                self._write(batch, summary)
+                bar.advance(summary, 0)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _prepare(self, path: Path, known, tags, summary: SyncSummary):
+        source = str(path)
+        try:
+            check_size(path.stat().st_size, self.max_bytes)  # before reading: a huge file is never loaded
+            data = path.read_bytes()
+        except LoaderError as exc:
+            summary.skipped.append(Skipped(path=source, reason=str(exc)))
+            return None
+        except OSError as exc:
+            summary.skipped.append(Skipped(path=source, reason=f"cannot read: {exc.strerror or exc}"))
+            return None
+        digest = file_hash(data)
+        if known is not None and known[0] == digest:
+            summary.unchanged += 1
+            return None
+        try:
+            sections = load(path, self.max_bytes, data)
+        except LoaderError as exc:
+            # A file that turned bad keeps its last good chunks: nothing stored is lost.
+            summary.skipped.append(Skipped(path=source, reason=str(exc)))
+            return None
+        chunks = self.chunker.split(sections, source, digest, tags)
+        return source, digest, chunks, known is None
+
+    def _write(self, batch: list[tuple[str, str, list[Chunk], bool]], summary: SyncSummary) -> None:
+        chunks = [c for _, _, cs, _ in batch for c in cs]
+        vectors = self.embed([c.text for c in chunks])  # before any write: a slow step that may be interrupted
+        self._changing()
+        self.manifest.mark(self.tenant, [(s, h, len(cs)) for s, h, cs, _ in batch], PENDING)
+        start = 0
+        for source, _, file_chunks, is_new in batch:
+            summary.chunks_removed += self.store.delete_source(source)
+            self.store.add(file_chunks, vectors[start : start + len(file_chunks)])
+            start += len(file_chunks)
+            summary.chunks_added += len(file_chunks)
+            (summary.added if is_new else summary.updated).append(source)
+        self.manifest.mark(self.tenant, [(s, h, len(cs)) for s, h, cs, _ in batch], DONE)
+
+    def _changing(self) -> None:
+        if not getattr(self, "_bumped", False):
+            self.manifest.bump(self.tenant)
+            self._bumped = True
+
+
+class _progress:
+    """A rich progress bar with file and chunk counts, or nothing."""
+
+    def __init__(self, show: bool, total: int) -> None:
+        self.show, self.total, self._bar = show, total, None
+
+    def __enter__(self) -> _progress:
+        if self.show:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("ingest", total=self.total, info="")
+        return self
+
+    def advance(self, summary: SyncSummary, files: int = 1) -> None:
+        if self._bar is not None:
+            info = (
+                f"+{len(summary.added)} ~{len(summary.updated)} -{len(summary.removed)} ={summary.unchanged} "
+                f"skipped {len(summary.skipped)} | chunks +{summary.chunks_added} -{summary.chunks_removed}"
+            )
+            self._bar.update(self._task, advance=files, info=info)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
