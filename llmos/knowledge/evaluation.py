@@ -52,13 +52,13 @@ def load_beir(folder: str | Path) -> BeirData:
         raise ConfigError(f"Not a BEIR data folder, missing: {', '.join(missing)}.")
     raw = paths[0].read_bytes()
     corpus = {}
-    for line in raw.decode().splitlines():
+    for line in raw.decode().split("\n"):  # not splitlines(): JSON strings may hold U+2028
         if line.strip():
             doc = json.loads(line)
             title = (doc.get("title") or "").strip()
             corpus[str(doc["_id"])] = f"{title} {doc['text']}" if title else doc["text"]
     queries = {}
-    for line in paths[1].read_text().splitlines():
+    for line in paths[1].read_text().split("\n"):
         if line.strip():
             query = json.loads(line)
             queries[str(query["_id"])] = query["text"]

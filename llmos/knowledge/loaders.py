@@ -195,7 +195,7 @@ def read_json(data: bytes) -> list[Section]:
 
 def read_jsonl(data: bytes) -> list[Section]:
     sections = []
-    for number, line in enumerate(_text(data).splitlines(), 1):
+    for number, line in enumerate(_text(data).split("\n"), 1):
         if not line.strip():
             continue
         try:

@@ -118,6 +118,14 @@ class ChunkStore:
         got = self.collection.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
         return [(i, 1.0 - d) for i, d in zip(got["ids"][0], got["distances"][0])]
 
+    def nearest_vectors(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> np.ndarray:
+        """The stored vectors of the `n` nearest chunks (for query feedback)."""
+        n = min(n, self.count())
+        if n <= 0:
+            return np.zeros((0, len(vector)), dtype=np.float32)
+        got = self.collection.query(query_embeddings=[vector], n_results=n, where=where, include=["embeddings"])
+        return np.asarray(got["embeddings"][0], dtype=np.float32)
+
     def hits(self, scored: list[tuple[str, float]]) -> list[Hit]:
         """Turn (id, score) pairs into hits with their text and metadata, in the same order."""
         if not scored:
