@@ -13,16 +13,12 @@ LOCAL_MODEL_NAME = "qwen2.5-coder-0.5b"
 def local_model():
     """The default in-process model, prepared if needed and loaded once for the whole session.
 
-    Skips (with what to run) when its weights are not installed. The model serves any event
-    loop, so function-scoped async tests can share it.
+    Fails (with what to run) when its weights are not installed: `make test` installs them.
+    The model serves any event loop, so function-scoped async tests can share it.
     """
-    from llmos.errors import WeightsError
     from llmos.llm.local import LocalModel, prepare
 
-    try:
-        prepare(LOCAL_MODEL_NAME, progress=False)
-    except WeightsError as exc:
-        pytest.skip(str(exc))
+    prepare(LOCAL_MODEL_NAME, progress=False)
     model = LocalModel.from_catalog(LOCAL_MODEL_NAME)
     asyncio.run(model.load())
     yield model

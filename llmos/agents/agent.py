@@ -6,6 +6,7 @@ Everything an agent run does is in `Agent._loop`; read it top to bottom.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
@@ -126,6 +127,9 @@ class Agent(Generic[OutputT]):
         usage = Usage()
         calls_made = tool_calls = 0
         failures: dict[str, int] = {}
+        done: dict[tuple[str, str], ToolResult] = {}  # successful calls of this run, by name and arguments
+        seen: set[tuple[str, str]] = set()  # (tool, result) pairs the model has already been shown
+        must_answer = False
         # An agent with no tools and a typed output answers in one constrained call.
         structured_now = self.output_schema is not None and not self.tools
 
@@ -135,7 +139,7 @@ class Agent(Generic[OutputT]):
                     f"Agent '{self.name}' used all {self.budget.max_steps} steps without a final answer. "
                     "Raise Budget(max_steps=...) or simplify the task."
                 )
-            request = self._request(messages, structured=structured_now)
+            request = self._request(messages, structured=structured_now, must_answer=must_answer)
             response = None
             async with aclosing(self.model.stream(request)) as stream:
                 while True:
@@ -180,7 +184,8 @@ class Agent(Generic[OutputT]):
             for call in response.tool_calls:
                 yield ToolCallEvent(agent=self.name, call=call)
             async with _wall_clock(deadline, self.name):
-                results = await asyncio.gather(*(self._run_tool(call) for call in response.tool_calls))
+                results = await asyncio.gather(*(self._run_tool(call, done) for call in response.tool_calls))
+            progress = False
             for call, (result, seconds) in zip(response.tool_calls, results):
                 tool_calls += 1
                 yield ToolResultEvent(
@@ -194,6 +199,10 @@ class Agent(Generic[OutputT]):
                 messages.append(
                     ToolMessage(tool_call_id=call.id, name=call.name, content=result.content, is_error=result.is_error)
                 )
+                # A step whose every result was already seen brings nothing new: small models
+                # loop like that (calling the calculator on its own result). The next step answers.
+                progress = progress or result.is_error or (call.name, result.content) not in seen
+                seen.add((call.name, result.content))
                 failures[call.name] = failures.get(call.name, 0) + 1 if result.is_error else 0
                 allowed = self.tools[call.name].max_retries if call.name in self.tools else 1
                 if failures[call.name] > allowed:
@@ -201,8 +210,9 @@ class Agent(Generic[OutputT]):
                         f"Agent '{self.name}': the call to '{call.name}' failed {failures[call.name]} times in a row; "
                         f"last error: {result.content[:300]}"
                     )
+            must_answer = not progress
 
-    def _request(self, messages: list[Message], *, structured: bool) -> ChatRequest:
+    def _request(self, messages: list[Message], *, structured: bool, must_answer: bool) -> ChatRequest:
         if structured:
             # Tools stay in the request (not callable) so that its prefix matches the earlier steps.
             return ChatRequest(
@@ -212,24 +222,40 @@ class Agent(Generic[OutputT]):
                 output_schema=self.output_schema,
                 max_tokens=self.max_tokens_per_call,
             )
+        if must_answer:
+            # Said for this request only: the run's history stays as the model wrote it.
+            messages = [*messages, UserMessage(content=prompts.ANSWER_NOW)]
         return ChatRequest(
             messages=messages,
             tools=self._specs,
-            tool_choice=self.tool_choice if self._specs else "none",
+            tool_choice="none" if must_answer or not self._specs else self.tool_choice,
             max_tokens=self.max_tokens_per_call,
         )
 
-    async def _run_tool(self, call: ToolCall) -> tuple[ToolResult, float]:
+    async def _run_tool(self, call: ToolCall, done: dict[tuple[str, str], ToolResult]) -> tuple[ToolResult, float]:
+        """Run one call; a call this run already made successfully gets its result again, without side effects."""
         started = time.perf_counter()
         tool = self.tools.get(call.name)
-        if tool is None:
+        key = (call.name, _canonical(call.arguments))
+        if key in done:
+            result = done[key]
+        elif tool is None:
             result = ToolResult(
                 content=f"There is no tool named '{call.name}'. Available tools: {', '.join(self.tools) or 'none'}.",
                 is_error=True,
             )
         else:
             result = await tool.run(call.arguments)
+            if not result.is_error:
+                done[key] = result
         return result, time.perf_counter() - started
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), sort_keys=True)
+    except ValueError:
+        return arguments
 
 
 @asynccontextmanager

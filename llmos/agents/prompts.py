@@ -10,3 +10,5 @@ ASSISTANT_INSTRUCTIONS = (
 )
 
 STRUCTURED_FINAL = "Now give your final answer as a JSON object that matches the required schema."
+
+ANSWER_NOW = "Using the tool results above, write the answer to my question in one sentence. Do not call tools."

@@ -104,7 +104,9 @@ class SentenceTransformerEmbedder:
         return vector.numpy().astype(np.float32, copy=False)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.model.tokenizer.encode(text, add_special_tokens=False))
+        # verbose=False: counting a long section before splitting it is expected, not worth a warning
+        ids = self.model.tokenizer(text, add_special_tokens=False, verbose=False, return_attention_mask=False)["input_ids"]
+        return len(ids)
 
 
 def _model_name(path: Path) -> str:

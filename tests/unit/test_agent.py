@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from llmos.agents import Agent, Budget, ErrorEvent, FinalEvent, TextDeltaEvent, ToolCallEvent, ToolResultEvent
+from llmos.agents import prompts
 from llmos.errors import AgentError, BudgetExceededError, OutputValidationError, ToolRetriesExceededError
 from llmos.llm import AssistantMessage, ToolCall, ToolMessage, Usage
 from llmos.tools import tool
@@ -217,3 +218,30 @@ def test_run_sync_outside_and_inside_a_loop():
 def test_two_tools_with_one_name_are_refused():
     with pytest.raises(AgentError, match="two tools named 'add'"):
         Agent("a", tools=[add, add], model=ScriptedModel([]))
+
+
+async def test_a_repeated_call_is_not_run_twice_and_the_next_step_must_answer():
+    runs = []
+
+    @tool
+    def create_ticket(subject: str) -> str:
+        """Open a support ticket."""
+        runs.append(subject)
+        return f"ticket {len(runs)} opened"
+
+    call = ToolCall.make("create_ticket", {"subject": "broken"})
+    model = ScriptedModel([call, ToolCall.make("create_ticket", {"subject": "broken"}), "Ticket 1 is open."])
+    result = await Agent("a", tools=[create_ticket], model=model).run("open a ticket")
+    assert runs == ["broken"] and result.output == "Ticket 1 is open."
+    assert [r.tool_choice for r in model.requests] == ["auto", "auto", "none"]
+
+
+async def test_a_step_that_only_repeats_known_results_makes_the_next_step_answer():
+    # What small models do: call the calculator again on its own result.
+    model = ScriptedModel([ToolCall.make("add", {"a": 390, "b": 5}), ToolCall.make("add", {"a": 395, "b": 0}), "395"])
+    result = await Agent("a", tools=[add], model=model).run("390+5?")
+    assert result.output == "395" and result.tool_calls == 2
+    assert [r.tool_choice for r in model.requests] == ["auto", "auto", "none"]
+    assert model.requests[2].tools == model.requests[0].tools  # the prefix stays the same
+    assert model.requests[2].messages[-1].content == prompts.ANSWER_NOW
+    assert all(m.content != prompts.ANSWER_NOW for m in result.messages if m.role == "user")

@@ -80,6 +80,7 @@ class Engine:
         self._grammars: dict[str, Any] = {}
         self._cache: Any = None  # KV cache of the last request, and the token ids it holds
         self._cache_ids: list[int] = []
+        self._markup_ids: list[int] | None = None
 
     def _stop_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -176,6 +177,10 @@ class Engine:
             forced = self._jump_forward(matcher)
             generated = list(forced)
             inputs = inputs + forced
+        # Tools given but not to be called: the answer must be words, and small models would
+        # otherwise write one more call as JSON text. Banning a first token that opens JSON,
+        # a fence or a tag is enough; the rest of the answer is free.
+        prose_only = compiled is None and bool(request.tools) and request.tool_choice == "none"
         sent = ""
         finish: Literal["stop", "length"] = "length"
         with torch.inference_mode():
@@ -192,6 +197,8 @@ class Engine:
                 if matcher is not None:
                     matcher.fill_next_token_bitmask(bitmask)
                     xgr.apply_token_bitmask_inplace(logits, bitmask)
+                elif prose_only and not generated:
+                    logits[0, self._markup_starts()] = float("-inf")
                 token = _sample(torch, logits[0], request.temperature)
                 inputs = [token]
                 if matcher is None:
@@ -220,6 +227,13 @@ class Engine:
         # The stop token counts as produced, as OpenAI-compatible servers count it.
         n_completion = len(generated) + (1 if finish == "stop" and matcher is None else 0)
         return Generation(text, Usage(prompt_tokens=n_prompt, completion_tokens=n_completion), finish)
+
+    def _markup_starts(self) -> list[int]:
+        """Ids of tokens whose text starts with `{`, `[`, `<` or a backtick, once whitespace is stripped."""
+        if self._markup_ids is None:
+            pieces = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+            self._markup_ids = [i for i, p in enumerate(pieces) if p.strip()[:1] in ("{", "[", "<", "`")]
+        return self._markup_ids
 
     def _reuse_cache(self, prompt_ids: list[int]) -> tuple[Any, list[int]]:
         """The KV cache of the previous request, cut to the prefix it shares with this prompt.
