@@ -68,6 +68,10 @@ class ToolRetriesExceededError(AgentError):
     """The model kept calling a tool wrongly after the allowed retries."""
 
 
+class PlanError(AgentError):
+    """The planner could not write a valid plan for a goal, even after the allowed repairs."""
+
+
 # --- knowledge --------------------------------------------------------------
 
 
@@ -81,3 +85,22 @@ class LoaderError(KnowledgeError):
 
 class EmbeddingError(KnowledgeError):
     """The embedding model cannot be loaded or does not match the knowledge base."""
+
+
+# --- domain tools (the specialists' stores) ---------------------------------
+
+
+class DomainError(LLMOSError):
+    """A domain tool cannot act on its input; the message tells the model what to ask or try instead."""
+
+
+class NotFoundError(DomainError):
+    """A customer, order, ticket or catalog item that was named does not exist."""
+
+
+class AccessDeniedError(DomainError):
+    """The record exists but belongs to someone else (e.g. another customer's order)."""
+
+
+class InvalidDataError(DomainError):
+    """Input data cannot be used: a malformed CSV, an empty date range, a file outside the allowed folders."""

@@ -28,6 +28,7 @@ from llmos.errors import (
     AgentError,
     BudgetExceededError,
     LLMOSError,
+    PromptError,
     ToolRetriesExceededError,
 )
 from llmos.llm.messages import Message, SystemMessage, ToolCall, ToolMessage, UserMessage
@@ -121,6 +122,8 @@ class Agent(Generic[OutputT]):
     # --- the loop ----------------------------------------------------------------------
 
     async def _loop(self, task: str, history: Sequence[Message]) -> AsyncIterator[AgentEvent]:
+        if not task.strip():
+            raise PromptError(f"Agent '{self.name}' got an empty task: say what it should do.")
         started = time.perf_counter()
         deadline = None if self.budget.max_seconds is None else started + self.budget.max_seconds
         messages: list[Message] = [SystemMessage(content=self.instructions), *history, UserMessage(content=task)]

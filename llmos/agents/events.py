@@ -1,13 +1,24 @@
-"""Typed events of an agent run: what a renderer, a server or a trace consumes."""
+"""Typed events of an agent or team run: what a renderer, a server or a trace consumes.
+
+An agent run yields AgentEvents. A team run (llmos.agents.team) yields TeamEvents: the same
+events, with `subtask` set to the id of the subtask whose specialist produced them, plus
+the plan and the start and end of each subtask. Either stream ends with exactly one
+FinalEvent or ErrorEvent.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializeAsAny
 
+from llmos.agents.plan import Plan
 from llmos.llm.messages import Message, ToolCall
 from llmos.llm.model import Usage
+
+SubtaskId = Annotated[
+    Union[str, None], Field(description="The subtask this event belongs to, in a team run; None otherwise.")
+]
 
 
 class RunResult(BaseModel):
@@ -27,12 +38,14 @@ class TextDeltaEvent(BaseModel):
     type: Literal["text_delta"] = "text_delta"
     agent: str
     text: str
+    subtask: SubtaskId = None
 
 
 class ToolCallEvent(BaseModel):
     type: Literal["tool_call"] = "tool_call"
     agent: str
     call: ToolCall
+    subtask: SubtaskId = None
 
 
 class ToolResultEvent(BaseModel):
@@ -43,12 +56,16 @@ class ToolResultEvent(BaseModel):
     content: str
     is_error: bool = False
     duration_s: float = 0.0
+    subtask: SubtaskId = None
 
 
 class FinalEvent(BaseModel):
     type: Literal["final"] = "final"
     agent: str
-    result: RunResult
+    # A team's final result is a TeamResult (a RunResult with the plan, subtasks and sources):
+    # SerializeAsAny keeps those fields when the event is serialised (SSE, traces).
+    result: SerializeAsAny[RunResult]
+    subtask: SubtaskId = None
 
 
 class ErrorEvent(BaseModel):
@@ -56,9 +73,54 @@ class ErrorEvent(BaseModel):
     agent: str
     error: str = Field(description="The error's class name, e.g. BudgetExceededError.")
     message: str
+    subtask: SubtaskId = None
+
+
+class PlanEvent(BaseModel):
+    """The plan a team will run: first after routing or planning, again after a re-plan."""
+
+    type: Literal["plan"] = "plan"
+    agent: str = "planner"
+    plan: Plan
+    route: str = Field(description="A specialist's name (the short road), 'plan', or 'replan'.")
+
+
+class SubtaskStartedEvent(BaseModel):
+    type: Literal["subtask_started"] = "subtask_started"
+    agent: str = Field(description="The specialist that runs the subtask.")
+    subtask: str
+    instruction: str
+    attempt: int = 1
+
+
+class SubtaskFinishedEvent(BaseModel):
+    """A subtask ended: done (ok), failed after its retries, or skipped because an input failed."""
+
+    type: Literal["subtask_finished"] = "subtask_finished"
+    agent: str
+    subtask: str
+    ok: bool
+    status: Literal["ok", "failed", "skipped"]
+    text: str = Field("", description="The specialist's answer, when ok.")
+    error: str | None = None
+    duration_s: float = 0.0
 
 
 AgentEvent = Annotated[
     Union[TextDeltaEvent, ToolCallEvent, ToolResultEvent, FinalEvent, ErrorEvent],
+    Field(discriminator="type"),
+]
+
+TeamEvent = Annotated[
+    Union[
+        PlanEvent,
+        SubtaskStartedEvent,
+        SubtaskFinishedEvent,
+        TextDeltaEvent,
+        ToolCallEvent,
+        ToolResultEvent,
+        FinalEvent,
+        ErrorEvent,
+    ],
     Field(discriminator="type"),
 ]

@@ -12,3 +12,70 @@ ASSISTANT_INSTRUCTIONS = (
 STRUCTURED_FINAL = "Now give your final answer as a JSON object that matches the required schema."
 
 ANSWER_NOW = "Using the tool results above, write the answer to my question in one sentence. Do not call tools."
+
+# --- the team's planner (llmos.agents.planner) ---------------------------------------
+# One system prompt per team (its specialists in the team's order) is first in every
+# planner request; what each call asks goes in the last user message.
+
+PLANNER_SYSTEM = "You lead a team of specialists. Each one does these things:\n{specialists}{instructions}"
+
+SPECIALIST_LINE = "- {name}: {description}"
+
+ROUTE = (
+    "Message: {goal}\n\n"
+    "Who should handle this message? Answer with \"route\":\n"
+    "- the name of the one specialist who can handle all of it;\n"
+    "- \"plan\" if it asks for several things that need different specialists;\n"
+    "- \"direct\" if it is small talk (a greeting, thanks) that needs no specialist."
+)
+
+PLAN = (
+    "Request: {goal}\n\n"
+    "Split the request into subtasks for the specialists, one for each thing it asks. For each subtask give "
+    "\"id\" (s1, s2, ...), \"specialist\" (who does it), \"instruction\" (what to do, with every detail "
+    "from the request it needs: names, numbers, dates), \"depends_on\" (ids of subtasks whose results it "
+    "needs, usually []) and \"returns\" (what it gives back). Subtasks without dependencies run at the same time.\n"
+    "Example: {example}"
+)
+
+PLAN_EXAMPLE = (
+    'for "Tell me A. Also do B, and then C with the result of B." write '
+    '{{"subtasks": [{{"id": "s1", "specialist": "{a}", "instruction": "Tell A.", "depends_on": [], '
+    '"returns": "A"}}, {{"id": "s2", "specialist": "{b}", "instruction": "Do B.", "depends_on": [], '
+    '"returns": "the result of B"}}, {{"id": "s3", "specialist": "{a}", "instruction": "Do C with the result of B.", '
+    '"depends_on": ["s2"], "returns": "the result of C"}}]}}'
+)
+
+REPAIR = "This plan cannot run:\n{problems}\nWrite the whole plan again, with these problems fixed."
+
+REPLAN = (
+    "\n\nSome subtasks could not be done. So far:\n{report}\n\n"
+    "Write a plan for only the work that is still left. Do not repeat finished subtasks; give new ids "
+    "(r1, r2, ...); a new subtask may depend on a finished one by its id."
+)
+
+DIRECT = "Reply briefly to this message; it needs no specialist: {goal}"
+
+SYNTHESIZE = (
+    "Request: {goal}\n\n"
+    "Results from the specialists:\n{results}\n\n"
+    "Write one answer to the request from these results, for the user. Keep the source numbers like [1] "
+    "after the facts they support; do not list the sources, they are added after your answer. "
+    "If something could not be done, say so plainly."
+)
+
+# --- the runtime (llmos.agents.runtime): how a subtask reaches its specialist -------------
+
+SUBTASK_RETURNS = "\nGive back: {returns}"
+
+SUBTASK_INPUT = "\n\nResult of {id} ({specialist}):\n{text}"
+
+# --- the team's answer (llmos.agents.team): lines added after the model's text -----------
+
+NOT_DONE = "Could not be done:"
+
+NOT_DONE_LINE = "- {instruction} ({reason})"
+
+SOURCES = "Sources:"
+
+NOTHING_DONE = "Sorry, I could not do this."

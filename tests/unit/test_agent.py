@@ -245,3 +245,8 @@ async def test_a_step_that_only_repeats_known_results_makes_the_next_step_answer
     assert model.requests[2].tools == model.requests[0].tools  # the prefix stays the same
     assert model.requests[2].messages[-1].content == prompts.ANSWER_NOW
     assert all(m.content != prompts.ANSWER_NOW for m in result.messages if m.role == "user")
+
+
+async def test_an_empty_task_is_a_clear_error():
+    events = await collect(Agent("a", model=ScriptedModel([])), "   ")
+    assert isinstance(events[-1], ErrorEvent) and events[-1].error == "PromptError" and "empty task" in events[-1].message

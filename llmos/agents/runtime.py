@@ -1,0 +1,301 @@
+"""Running a plan: every subtask whose dependencies are done starts at once.
+
+`Runtime.run` is the scheduler; `Runtime._run_subtask` is one subtask with its timeout
+and retries. A subtask's specialist is an ordinary Agent: its events are forwarded,
+tagged with the subtask id, to one `emit` callback that the team turns into one stream.
+`Meter` holds the budget of the whole goal: every model call of the planner and of
+every specialist goes through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import aclosing
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from llmos.agents import prompts
+from llmos.agents.agent import Agent, Budget
+from llmos.agents.citations import passages
+from llmos.agents.events import (
+    ErrorEvent,
+    FinalEvent,
+    RunResult,
+    SubtaskFinishedEvent,
+    SubtaskStartedEvent,
+    ToolResultEvent,
+)
+from llmos.agents.plan import Plan, Subtask
+from llmos.errors import BudgetExceededError, ModelConnectionError
+from llmos.llm.messages import Message
+from llmos.llm.model import ChatModel, ChatRequest, ChatResponse, TextDelta, Usage
+
+Emit = Callable[[BaseModel], None]
+
+RETRIED_ERRORS = frozenset({ModelConnectionError.__name__})
+"""Failures worth another attempt, besides a timeout. Others (a budget, a tool called wrongly
+too often) would happen again: the same task at temperature 0 gets the same answer."""
+
+
+class SubtaskResult(BaseModel):
+    """How one subtask ended."""
+
+    id: str
+    specialist: str
+    instruction: str
+    status: Literal["ok", "failed", "skipped"]
+    text: str = Field("", description="The specialist's answer, when ok.")
+    error: str | None = None
+    attempts: int = 0
+    retrieved: dict[int, str] = Field(
+        default_factory=dict, description="Numbered sources its tools returned ([1] file.md ...), for citations."
+    )
+    run: RunResult | None = None
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class Meter:
+    """Model calls and tokens of one whole goal, against one Budget shared by the planner and every subtask.
+
+    A call is counted when it starts, so subtasks running side by side cannot overshoot
+    `max_steps` together. Once the budget is spent, every later call fails at once.
+    """
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.calls = 0
+        self.usage = Usage()
+        self.error: BudgetExceededError | None = None
+
+    def wrap(self, model: ChatModel) -> ChatModel:
+        return _MeteredModel(model, self)
+
+    def bind(self, agent: Agent, default: ChatModel | None = None) -> Agent:
+        """A copy of `agent` whose model calls count here; an agent without a model gets `default`."""
+        bound = copy.copy(agent)
+        # Agent keeps its model (or the name to resolve) in _model; the copy gets a wrapper
+        # around the resolved one, and the user's agent is left as it was.
+        model = default if agent._model is None and default is not None else agent.model
+        bound._model = self.wrap(model)
+        return bound
+
+    def start_call(self) -> None:
+        if self.error is None and self.calls >= self.budget.max_steps:
+            self.error = BudgetExceededError(
+                f"The team used all {self.budget.max_steps} model calls of its budget. "
+                "Raise Team(budget=Budget(max_steps=...)) or simplify the goal."
+            )
+        if self.error is not None:
+            raise BudgetExceededError(str(self.error))
+        self.calls += 1
+
+    def add(self, usage: Usage) -> None:
+        self.usage = self.usage + usage
+        limit = self.budget.max_tokens
+        if limit is not None and self.usage.total_tokens > limit and self.error is None:
+            self.error = BudgetExceededError(
+                f"The team used {self.usage.total_tokens} tokens, over its budget of {limit}. "
+                "Raise Team(budget=Budget(max_tokens=...)) or simplify the goal."
+            )
+        if self.error is not None:
+            raise BudgetExceededError(str(self.error))
+
+
+class _MeteredModel(ChatModel):
+    """A model whose calls count against a Meter (behaviour added by wrapping, not by flags)."""
+
+    def __init__(self, inner: ChatModel, meter: Meter) -> None:
+        self.inner = inner
+        self.meter = meter
+        self.name = inner.name
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | ChatResponse]:
+        self.meter.start_call()
+        async with aclosing(self.inner.stream(request)) as events:
+            async for event in events:
+                if isinstance(event, ChatResponse):
+                    self.meter.add(event.usage)
+                yield event
+
+    def _stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | ChatResponse]:
+        return self.inner._stream(request)  # unused: `stream` delegates whole
+
+
+class Runtime:
+    """Runs plans on asyncio with one set of specialists.
+
+    `timeout` bounds one attempt of a subtask (seconds, None for no bound); a subtask that
+    timed out or lost its model connection is tried `retries` more times. Every event goes
+    to `emit`. When `meter` is given, a spent team budget ends the whole run (it raises
+    BudgetExceededError) instead of failing one subtask.
+    """
+
+    def __init__(
+        self,
+        agents: Mapping[str, Agent],
+        *,
+        emit: Emit,
+        meter: Meter | None = None,
+        timeout: float | None = None,
+        retries: int = 1,
+    ) -> None:
+        self.agents = dict(agents)
+        self.emit = emit
+        self.meter = meter
+        self.timeout = timeout
+        self.retries = retries
+
+    async def run(
+        self, plan: Plan, *, done: Mapping[str, SubtaskResult] | None = None, history: Sequence[Message] = ()
+    ) -> list[SubtaskResult]:
+        """Run the plan; return its subtasks' results in plan order.
+
+        `done` holds results of earlier subtasks that this plan's subtasks may depend on (after
+        a re-plan). A subtask whose input failed is skipped. Cancelling the run cancels every
+        running subtask and waits until each has stopped.
+        """
+        results: dict[str, SubtaskResult] = dict(done or {})
+        waiting = list(plan.subtasks)
+        running: dict[asyncio.Task[SubtaskResult], Subtask] = {}
+        try:
+            while waiting or running:
+                self._start_ready(waiting, running, results, history)
+                if not running:
+                    break  # only what can never start is left (an unchecked plan with a cycle)
+                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    subtask = running.pop(task)
+                    results[subtask.id] = task.result()  # raises only what ends the whole run
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+        for subtask in waiting:
+            results[subtask.id] = self._skip(subtask, "its dependencies form a cycle")
+        return [results[s.id] for s in plan.subtasks]
+
+    def _start_ready(
+        self,
+        waiting: list[Subtask],
+        running: dict[asyncio.Task[SubtaskResult], Subtask],
+        results: dict[str, SubtaskResult],
+        history: Sequence[Message],
+    ) -> None:
+        """Start every waiting subtask whose inputs are all done; skip those with a failed input."""
+        changed = True
+        while changed:  # a skip can make further subtasks skippable
+            changed = False
+            for subtask in list(waiting):
+                inputs = [results.get(dep) for dep in subtask.depends_on]
+                failed = [r.id for r in inputs if r is not None and not r.ok]
+                if failed:
+                    results[subtask.id] = self._skip(subtask, f"it needs {', '.join(failed)}, which did not finish")
+                elif all(r is not None for r in inputs):
+                    task = asyncio.create_task(self._run_subtask(subtask, [r for r in inputs if r], history))
+                    running[task] = subtask
+                else:
+                    continue
+                waiting.remove(subtask)
+                changed = True
+
+    async def _run_subtask(
+        self, subtask: Subtask, inputs: list[SubtaskResult], history: Sequence[Message]
+    ) -> SubtaskResult:
+        agent = self.agents[subtask.specialist]
+        task = subtask_text(subtask, inputs)
+        started = time.perf_counter()
+        error = ""
+        attempt = 0
+        for attempt in range(1, self.retries + 2):
+            self.emit(SubtaskStartedEvent(agent=agent.name, subtask=subtask.id, instruction=subtask.instruction, attempt=attempt))
+            retrieved: dict[int, str] = {}
+            try:
+                async with asyncio.timeout(self.timeout):
+                    outcome = await self._attempt(agent, subtask.id, task, history, retrieved)
+            except TimeoutError:
+                error, retry = f"it took longer than {self.timeout:g} s", True
+            else:
+                if isinstance(outcome, RunResult):
+                    text = outcome.text or str(outcome.output)
+                    self.emit(
+                        SubtaskFinishedEvent(
+                            agent=agent.name,
+                            subtask=subtask.id,
+                            ok=True,
+                            status="ok",
+                            text=text,
+                            duration_s=time.perf_counter() - started,
+                        )
+                    )
+                    return SubtaskResult(
+                        id=subtask.id,
+                        specialist=subtask.specialist,
+                        instruction=subtask.instruction,
+                        status="ok",
+                        text=text,
+                        attempts=attempt,
+                        retrieved=retrieved,
+                        run=outcome,
+                        duration_s=time.perf_counter() - started,
+                    )
+                if self.meter is not None and self.meter.error is not None:
+                    raise BudgetExceededError(str(self.meter.error))
+                error, retry = f"{outcome.error}: {outcome.message}", outcome.error in RETRIED_ERRORS
+            if not retry:
+                break
+        duration = time.perf_counter() - started
+        self.emit(
+            SubtaskFinishedEvent(
+                agent=agent.name, subtask=subtask.id, ok=False, status="failed", error=error, duration_s=duration
+            )
+        )
+        return SubtaskResult(
+            id=subtask.id,
+            specialist=subtask.specialist,
+            instruction=subtask.instruction,
+            status="failed",
+            error=error,
+            attempts=attempt,
+            duration_s=duration,
+        )
+
+    async def _attempt(
+        self, agent: Agent, subtask_id: str, task: str, history: Sequence[Message], retrieved: dict[int, str]
+    ) -> RunResult | ErrorEvent:
+        """One run of the specialist: forward its events tagged with the subtask id; its final result or error."""
+        async with aclosing(agent.stream(task, history=history)) as events:
+            async for event in events:
+                if isinstance(event, (FinalEvent, ErrorEvent)):
+                    # The team's stream has one end: a subtask's end is its SubtaskFinishedEvent.
+                    return event.result if isinstance(event, FinalEvent) else event
+                if isinstance(event, ToolResultEvent) and not event.is_error:
+                    retrieved.update(passages(event.content))
+                self.emit(event.model_copy(update={"subtask": subtask_id}))
+        raise AssertionError("agent stream ended without a final or error event")
+
+    def _skip(self, subtask: Subtask, reason: str) -> SubtaskResult:
+        agent = self.agents.get(subtask.specialist)
+        name = agent.name if agent is not None else subtask.specialist
+        self.emit(SubtaskFinishedEvent(agent=name, subtask=subtask.id, ok=False, status="skipped", error=reason))
+        return SubtaskResult(
+            id=subtask.id, specialist=subtask.specialist, instruction=subtask.instruction, status="skipped", error=reason
+        )
+
+
+def subtask_text(subtask: Subtask, inputs: Sequence[SubtaskResult]) -> str:
+    """The task a specialist gets: the instruction, what to give back, then its inputs' results, in a fixed format."""
+    text = subtask.instruction
+    if subtask.returns:
+        text += prompts.SUBTASK_RETURNS.format(returns=subtask.returns)
+    for r in inputs:
+        text += prompts.SUBTASK_INPUT.format(id=r.id, specialist=r.specialist, text=r.text)
+    return text

@@ -1,0 +1,188 @@
+"""The recommendation specialist: catalog items for a customer, from what they bought and what they ask for.
+
+How a recommendation is made (`Recommender.recommend`):
+1. The query vector mixes the request's embedding and the mean embedding of the items the
+   customer bought (the catalog collection already holds every item's vector).
+2. The nearest catalog items, minus everything the customer already owns, are candidates.
+3. Maximal marginal relevance picks among them, at most two per category, so that three picks
+   are three different things rather than three versions of one tent. Owned items count as
+   already picked, so another colour of a pot the customer has ranks low.
+4. Each pick is explained: the owned item it is closest to, and the request words it contains.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from llmos.agents.agent import Agent, Budget
+from llmos.demo.stores import CustomerRow, DemoStores, OrderItemRow, OrderRow
+from llmos.errors import InvalidDataError, NotFoundError
+from llmos.llm.model import ChatModel
+from llmos.tools import Tool, tool
+
+RECOMMENDATION_INSTRUCTIONS = (
+    "You recommend products of Alder & Ridge Outfitters, an outdoor-gear shop.\n"
+    "- Call recommend_products with the customer's id (like C001) and what they ask for, in a few words.\n"
+    "- Without a customer id, call search_catalog with what they ask for.\n"
+    "- Answer with the picks as a short list: name, price, and the reason the tool gives. "
+    "Only recommend items the tools returned."
+)
+
+REQUEST_WEIGHT = 0.75  # share of the request in the query vector; the purchase history gets the rest
+MMR_LAMBDA = 0.6  # 1 is pure relevance, lower is more varied
+PER_CATEGORY = 2  # most picks from one category
+CANDIDATES = 40
+_STOP = set("a an and or the for with to of in on my me i im i'm is it its that this some something want need looking like "
+            "new good best any please recommend show similar products product items item buy get".split())
+
+
+class Pick(BaseModel):
+    item_id: str
+    name: str
+    category: str
+    price: float
+    score: float = Field(description="Cosine similarity to the query, 0..1.")
+    reason: str
+    similar_to_owned: str | None = Field(None, description="The owned item this pick is closest to.")
+    matched_terms: list[str] = Field(default_factory=list, description="Request words found in the item's text.")
+
+
+class Recommendations(BaseModel):
+    customer_id: str | None
+    request: str
+    picks: list[Pick]
+    owned: list[str] = Field(description="Ids of items the customer already owns; never recommended.")
+
+
+class Recommender:
+    def __init__(self, stores: DemoStores) -> None:
+        self.stores = stores
+
+    def recommend_products(self, customer_id: str | None = None, request: str = "", k: int = 3) -> Recommendations:
+        """Recommend catalog items for a customer, from what they bought and what they ask for. Never an item they own.
+
+        Args:
+            customer_id: The customer's id, like C001 (their purchases guide the picks).
+            request: What they are looking for, e.g. 'warm sleeping bag for winter'. May be empty.
+            k: How many items to recommend (1-10).
+        """
+        k = max(1, min(10, k))
+        owned = self._owned(customer_id) if customer_id else []
+        if not owned and not request.strip():
+            raise InvalidDataError("Nothing to go on: give a request (what the customer wants) or a customer id with purchases.")
+        store, embedder = self.stores.catalog.store, self.stores.embedder
+        owned_vectors = store.vectors(owned)
+        parts, weights = [], []
+        if request.strip():
+            parts.append(embedder.embed_query(request))
+            weights.append(REQUEST_WEIGHT if owned_vectors else 1.0)
+        if owned_vectors:
+            history = np.mean(list(owned_vectors.values()), axis=0)
+            parts.append(history / np.linalg.norm(history))
+            weights.append(1.0 - REQUEST_WEIGHT if request.strip() else 1.0)
+        query = np.sum([w * p for w, p in zip(weights, parts)], axis=0)
+        query = (query / np.linalg.norm(query)).astype(np.float32)
+
+        ranked = [(i, s) for i, s in store.query(query, CANDIDATES + len(owned)) if i not in set(owned)]
+        vectors = store.vectors([i for i, _ in ranked])
+        categories = [self.stores.items[i].category for i, _ in ranked]
+        chosen = _mmr_with_category_cap(ranked, vectors, categories, k, list(owned_vectors.values()))
+        terms = _terms(request)
+        picks = [self._explain(i, score, terms, vectors[i], owned_vectors) for i, score in chosen]
+        return Recommendations(customer_id=customer_id, request=request, picks=picks, owned=owned)
+
+    def search_catalog(self, query: str, k: int = 5, max_price: float | None = None) -> list[Pick]:
+        """Search the catalog by description, e.g. 'light tent for two'.
+
+        Args:
+            query: What to look for.
+            k: How many items (1-10).
+            max_price: Only items at or below this price in dollars.
+        """
+        if not query.strip():
+            raise InvalidDataError("Give a query: what kind of item to look for.")
+        vector = self.stores.embedder.embed_query(query)
+        hits = self.stores.catalog.store.query(vector, CANDIDATES)
+        items = [(i, s) for i, s in hits if max_price is None or self.stores.items[i].price <= max_price]
+        terms = _terms(query)
+        return [self._explain(i, s, terms, None, {}) for i, s in items[: max(1, min(10, k))]]
+
+    # --- helpers ---
+
+    def _owned(self, customer_id: str) -> list[str]:
+        with self.stores.session() as db:
+            if db.get(CustomerRow, customer_id.strip().upper()) is None:
+                raise NotFoundError(f"No customer {customer_id!r}. Use an id like C001, or call search_catalog without one.")
+            rows = db.scalars(
+                select(OrderItemRow.item_id).join(OrderRow).where(OrderRow.customer_id == customer_id.strip().upper())
+            )
+            return sorted(set(rows))
+
+    def _explain(self, item_id: str, score: float, terms: list[str], vector, owned_vectors: dict) -> Pick:
+        item = self.stores.items[item_id]
+        text = item.text().lower()
+        matched = [t for t in terms if t in text or t[:5] in text]  # a crude stem: 'tents' matches 'tent'
+        similar = None
+        if owned_vectors and vector is not None:
+            best = max(owned_vectors, key=lambda o: float(owned_vectors[o] @ vector))
+            similar = self.stores.items[best].name
+        reasons = []
+        if matched:
+            reasons.append("matches " + ", ".join(f"'{t}'" for t in matched))
+        if similar:
+            reasons.append(f"goes with your {similar}")
+        reason = "; ".join(reasons) or "close to what you asked for"
+        return Pick(item_id=item.id, name=item.name, category=item.category, price=item.price, score=round(float(score), 3),
+                    reason=reason[0].upper() + reason[1:], similar_to_owned=similar, matched_terms=matched)
+
+
+def _terms(text: str) -> list[str]:
+    words = re.findall(r"[a-z][a-z-]+", text.lower())
+    return list(dict.fromkeys(w for w in words if w not in _STOP and len(w) > 2))
+
+
+def _mmr_with_category_cap(
+    ranked: list[tuple[str, float]], vectors: dict[str, np.ndarray], categories: list[str], k: int, owned: list[np.ndarray]
+) -> list[tuple[str, float]]:
+    """Greedy MMR over `ranked`, skipping a candidate whose category already has PER_CATEGORY picks.
+
+    Redundancy is the highest similarity to anything picked or owned.
+    """
+    chosen: list[int] = []
+    count: dict[str, int] = {}
+    while len(chosen) < min(k, len(ranked)):
+        best, best_score = None, -np.inf
+        for n, (item_id, relevance) in enumerate(ranked):
+            if n in chosen or count.get(categories[n], 0) >= PER_CATEGORY:
+                continue
+            others = [vectors[ranked[c][0]] for c in chosen] + owned
+            redundancy = max((float(vectors[item_id] @ v) for v in others), default=0.0)
+            score = MMR_LAMBDA * relevance - (1 - MMR_LAMBDA) * redundancy
+            if score > best_score:
+                best, best_score = n, score
+        if best is None:  # every remaining candidate is in a full category
+            break
+        chosen.append(best)
+        count[categories[best]] = count.get(categories[best], 0) + 1
+    return [ranked[n] for n in chosen]
+
+
+def recommendation_tools(stores: DemoStores) -> list[Tool]:
+    recommender = Recommender(stores)
+    return [tool(recommender.recommend_products), tool(recommender.search_catalog)]
+
+
+def recommendation_agent(stores: DemoStores, model: ChatModel | str | None = None) -> Agent[str]:
+    """The recommendation specialist over the demo catalog."""
+    return Agent(
+        "recommendation",
+        description="Recommends catalog products for a customer from their purchases and request, and explains each pick.",
+        instructions=RECOMMENDATION_INSTRUCTIONS,
+        tools=recommendation_tools(stores),
+        model=model,
+        budget=Budget(max_steps=4),
+    )
