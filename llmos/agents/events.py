@@ -2,8 +2,8 @@
 
 An agent run yields AgentEvents. A team run (llmos.agents.team) yields TeamEvents: the same
 events, with `subtask` set to the id of the subtask whose specialist produced them, plus
-the plan and the start and end of each subtask. Either stream ends with exactly one
-FinalEvent or ErrorEvent.
+the plan and the start and end of each subtask. Every event has `agent` and `subtask`.
+Either stream ends with exactly one FinalEvent or ErrorEvent.
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ class PlanEvent(BaseModel):
     agent: str = "planner"
     plan: Plan
     route: str = Field(description="A specialist's name (the short road), 'plan', or 'replan'.")
+    subtask: SubtaskId = None
 
 
 class SubtaskStartedEvent(BaseModel):

@@ -74,19 +74,20 @@ def validate_plan(
     plan: Plan,
     specialists: Iterable[str],
     *,
-    max_subtasks: int = MAX_SUBTASKS,
+    max_subtasks: int | None = MAX_SUBTASKS,
     done: Iterable[str] = (),
 ) -> list[str]:
     """Everything that keeps `plan` from running, one sentence each; [] when it can run.
 
     `done` are ids of subtasks finished earlier (a re-plan may depend on them, not reuse them).
+    `max_subtasks=None` checks no length (the runtime runs any valid plan; the bound is the planner's).
     """
     names = list(specialists)
     done_ids = set(done)
     problems: list[str] = []
     if not plan.subtasks:
         return ["The plan has no subtasks: add at least one."]
-    if len(plan.subtasks) > max_subtasks:
+    if max_subtasks is not None and len(plan.subtasks) > max_subtasks:
         problems.append(f"The plan has {len(plan.subtasks)} subtasks: use at most {max_subtasks}.")
     ids = [s.id for s in plan.subtasks]
     for dup in sorted({i for i in ids if ids.count(i) > 1}):

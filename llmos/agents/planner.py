@@ -51,7 +51,9 @@ class Planner:
         self.route_max_tokens = route_max_tokens
         self.answer_max_tokens = answer_max_tokens
         names = list(self.specialists)
-        lines = "\n".join(prompts.SPECIALIST_LINE.format(name=n, description=d or n) for n, d in self.specialists.items())
+        lines = "\n".join(
+            prompts.SPECIALIST_LINE.format(name=n, description=d or n) for n, d in self.specialists.items()
+        )
         self.system = prompts.PLANNER_SYSTEM.format(
             specialists=lines, instructions="\n\n" + instructions.strip() if instructions.strip() else ""
         )
@@ -106,7 +108,8 @@ class Planner:
         self, goal: str, results: str, history: Sequence[Message] = (), on_text: Callable[[str], None] | None = None
     ) -> str:
         """Write one answer from `results` (see `describe`), keeping their [n] source markers."""
-        return await self._write(self._messages(history, prompts.SYNTHESIZE.format(goal=goal, results=results)), on_text)
+        ask = prompts.SYNTHESIZE.format(goal=goal, results=results)
+        return await self._write(self._messages(history, ask), on_text)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -148,7 +151,9 @@ class Planner:
         return response.text.strip()
 
 
-def describe(results: Sequence[SubtaskResult], *, bodies: Mapping[str, str] | None = None, clip: int | None = None) -> str:
+def describe(
+    results: Sequence[SubtaskResult], *, bodies: Mapping[str, str] | None = None, clip: int | None = None
+) -> str:
     """The subtasks' outcomes as the planner reads them, in a fixed format.
 
     `bodies` replaces a result's text (the team passes answers with renumbered citations);

@@ -14,7 +14,7 @@ import copy
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -29,12 +29,13 @@ from llmos.agents.events import (
     SubtaskStartedEvent,
     ToolResultEvent,
 )
-from llmos.agents.plan import Plan, Subtask
-from llmos.errors import BudgetExceededError, ModelConnectionError
+from llmos.agents.plan import Plan, Subtask, validate_plan
+from llmos.errors import BudgetExceededError, ModelConnectionError, PlanError
 from llmos.llm.messages import Message
 from llmos.llm.model import ChatModel, ChatRequest, ChatResponse, TextDelta, Usage
 
 Emit = Callable[[BaseModel], None]
+Status = Literal["ok", "failed", "skipped"]
 
 RETRIED_ERRORS = frozenset({ModelConnectionError.__name__})
 """Failures worth another attempt, besides a timeout. Others (a budget, a tool called wrongly
@@ -47,7 +48,7 @@ class SubtaskResult(BaseModel):
     id: str
     specialist: str
     instruction: str
-    status: Literal["ok", "failed", "skipped"]
+    status: Status
     text: str = Field("", description="The specialist's answer, when ok.")
     error: str | None = None
     attempts: int = 0
@@ -156,20 +157,23 @@ class Runtime:
     async def run(
         self, plan: Plan, *, done: Mapping[str, SubtaskResult] | None = None, history: Sequence[Message] = ()
     ) -> list[SubtaskResult]:
-        """Run the plan; return its subtasks' results in plan order.
+        """Run the plan; return its subtasks' results in plan order. An invalid plan is a PlanError.
 
         `done` holds results of earlier subtasks that this plan's subtasks may depend on (after
         a re-plan). A subtask whose input failed is skipped. Cancelling the run cancels every
         running subtask and waits until each has stopped.
         """
         results: dict[str, SubtaskResult] = dict(done or {})
+        problems = validate_plan(plan, self.agents, max_subtasks=None, done=results)
+        if problems:
+            raise PlanError("This plan cannot run: " + " ".join(problems))
         waiting = list(plan.subtasks)
         running: dict[asyncio.Task[SubtaskResult], Subtask] = {}
         try:
             while waiting or running:
                 self._start_ready(waiting, running, results, history)
                 if not running:
-                    break  # only what can never start is left (an unchecked plan with a cycle)
+                    break  # cannot happen with a valid plan; never wait on nothing
                 finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
                     subtask = running.pop(task)
@@ -179,8 +183,6 @@ class Runtime:
                 task.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
-        for subtask in waiting:
-            results[subtask.id] = self._skip(subtask, "its dependencies form a cycle")
         return [results[s.id] for s in plan.subtasks]
 
     def _start_ready(
@@ -213,10 +215,13 @@ class Runtime:
         agent = self.agents[subtask.specialist]
         task = subtask_text(subtask, inputs)
         started = time.perf_counter()
-        error = ""
-        attempt = 0
+        error, attempt = "", 0
         for attempt in range(1, self.retries + 2):
-            self.emit(SubtaskStartedEvent(agent=agent.name, subtask=subtask.id, instruction=subtask.instruction, attempt=attempt))
+            self.emit(
+                SubtaskStartedEvent(
+                    agent=agent.name, subtask=subtask.id, instruction=subtask.instruction, attempt=attempt
+                )
+            )
             retrieved: dict[int, str] = {}
             try:
                 async with asyncio.timeout(self.timeout):
@@ -226,47 +231,15 @@ class Runtime:
             else:
                 if isinstance(outcome, RunResult):
                     text = outcome.text or str(outcome.output)
-                    self.emit(
-                        SubtaskFinishedEvent(
-                            agent=agent.name,
-                            subtask=subtask.id,
-                            ok=True,
-                            status="ok",
-                            text=text,
-                            duration_s=time.perf_counter() - started,
-                        )
-                    )
-                    return SubtaskResult(
-                        id=subtask.id,
-                        specialist=subtask.specialist,
-                        instruction=subtask.instruction,
-                        status="ok",
-                        text=text,
-                        attempts=attempt,
-                        retrieved=retrieved,
-                        run=outcome,
-                        duration_s=time.perf_counter() - started,
+                    return self._end(
+                        subtask, "ok", started, text=text, attempts=attempt, retrieved=retrieved, run=outcome
                     )
                 if self.meter is not None and self.meter.error is not None:
                     raise BudgetExceededError(str(self.meter.error))
                 error, retry = f"{outcome.error}: {outcome.message}", outcome.error in RETRIED_ERRORS
             if not retry:
                 break
-        duration = time.perf_counter() - started
-        self.emit(
-            SubtaskFinishedEvent(
-                agent=agent.name, subtask=subtask.id, ok=False, status="failed", error=error, duration_s=duration
-            )
-        )
-        return SubtaskResult(
-            id=subtask.id,
-            specialist=subtask.specialist,
-            instruction=subtask.instruction,
-            status="failed",
-            error=error,
-            attempts=attempt,
-            duration_s=duration,
-        )
+        return self._end(subtask, "failed", started, error=error, attempts=attempt)
 
     async def _attempt(
         self, agent: Agent, subtask_id: str, task: str, history: Sequence[Message], retrieved: dict[int, str]
@@ -283,12 +256,31 @@ class Runtime:
         raise AssertionError("agent stream ended without a final or error event")
 
     def _skip(self, subtask: Subtask, reason: str) -> SubtaskResult:
-        agent = self.agents.get(subtask.specialist)
-        name = agent.name if agent is not None else subtask.specialist
-        self.emit(SubtaskFinishedEvent(agent=name, subtask=subtask.id, ok=False, status="skipped", error=reason))
-        return SubtaskResult(
-            id=subtask.id, specialist=subtask.specialist, instruction=subtask.instruction, status="skipped", error=reason
+        return self._end(subtask, "skipped", time.perf_counter(), error=reason)
+
+    def _end(self, subtask: Subtask, status: Status, started: float, **fields: Any) -> SubtaskResult:
+        """Report how a subtask ended (one SubtaskFinishedEvent) and return its result."""
+        result = SubtaskResult(
+            id=subtask.id,
+            specialist=subtask.specialist,
+            instruction=subtask.instruction,
+            status=status,
+            duration_s=time.perf_counter() - started,
+            **fields,
         )
+        agent = self.agents.get(subtask.specialist)
+        self.emit(
+            SubtaskFinishedEvent(
+                agent=agent.name if agent is not None else subtask.specialist,
+                subtask=subtask.id,
+                ok=result.ok,
+                status=status,
+                text=result.text,
+                error=result.error,
+                duration_s=result.duration_s,
+            )
+        )
+        return result
 
 
 def subtask_text(subtask: Subtask, inputs: Sequence[SubtaskResult]) -> str:

@@ -184,6 +184,8 @@ class Team:
             if not runner.done():  # the consumer stopped or was cancelled: stop every subtask
                 runner.cancel()
                 await asyncio.wait([runner])
+                if not runner.cancelled():
+                    runner.exception()  # retrieved: asyncio would log it as never retrieved
 
     async def _drive(self, goal: str, history: list[Message], emit: Callable[[Any], None]) -> TeamResult:
         """The whole run under the team's wall-time budget."""
@@ -245,7 +247,28 @@ class Team:
         )
         # On the short road the specialist gets the goal itself, so it also gets the conversation;
         # a planned subtask's instruction carries what it needs.
-        phase = await runtime.run(plan, history=history if route != "plan" else ())
+        results, replans, failures = await self._execute(
+            runtime, planner, plan, goal, history, emit, history if route != "plan" else ()
+        )
+        text, sources = await self._answer(planner, goal, history, results, failures, say)
+        return finish(route, text, plan=plan, subtasks=results, sources=sources, failures=failures, replans=replans)
+
+    async def _execute(
+        self,
+        runtime: Runtime,
+        planner: Planner,
+        plan: Plan,
+        goal: str,
+        history: list[Message],
+        emit: Callable[[Any], None],
+        specialist_history: Sequence[Message],
+    ) -> tuple[list[SubtaskResult], int, list[SubtaskResult]]:
+        """Run the plan, and re-plan the work left while subtasks fail and re-plans are allowed.
+
+        Returns every result, the number of re-plans, and the failures: every failed or skipped
+        subtask, unless the last re-plan finished the work left without failing.
+        """
+        phase = await runtime.run(plan, history=specialist_history)
         results = list(phase)
         replans = 0
         while any(not r.ok for r in phase) and replans < self.max_replans:
@@ -255,12 +278,21 @@ class Team:
                 break  # report what failed rather than fail the whole goal
             replans += 1
             emit(PlanEvent(plan=new_plan, route="replan"))
-            done = {r.id: r for r in results if r.ok}
-            phase = await runtime.run(new_plan, done=done)
+            phase = await runtime.run(new_plan, done={r.id: r for r in results if r.ok})
             results += phase
-
         recovered = replans > 0 and all(r.ok for r in phase)
-        failures = [] if recovered else [r for r in results if not r.ok]
+        return results, replans, [] if recovered else [r for r in results if not r.ok]
+
+    async def _answer(
+        self,
+        planner: Planner,
+        goal: str,
+        history: list[Message],
+        results: list[SubtaskResult],
+        failures: list[SubtaskResult],
+        say: Callable[[str], None],
+    ) -> tuple[str, list[Source]]:
+        """The answer text and its sources. Only several results need a model call to become one answer."""
         citations = Citations()
         bodies = {}
         for r in results:
@@ -268,17 +300,15 @@ class Team:
                 bodies[r.id], numbers = citations.add(r.id, r.text, r.retrieved)
                 if len(results) > 1 and numbers:
                     bodies[r.id] += "\n(sources: " + ", ".join(f"[{n}]" for n in numbers) + ")"
-
         if not bodies:
             answer = prompts.NOTHING_DONE  # nothing to write from: no model call
         elif len(results) == 1:
             answer = bodies[results[0].id]  # the short road: the specialist's answer is the answer
         else:
-            answer = citations.clean(await planner.synthesize(goal, describe(results, bodies=bodies), history, say))
-        text = _compose(answer, failures, citations)
-        return finish(
-            route, text, plan=plan, subtasks=results, sources=citations.sources, failures=failures, replans=replans
-        )
+            # Failures a re-plan made good are left out: the model would only apologise for them.
+            shown = results if failures else [r for r in results if r.ok]
+            answer = citations.clean(await planner.synthesize(goal, describe(shown, bodies=bodies), history, say))
+        return _compose(answer, failures, citations), citations.sources
 
 
 def _compose(answer: str, failures: list[SubtaskResult], citations: Citations) -> str:

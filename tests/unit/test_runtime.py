@@ -10,7 +10,7 @@ import pytest
 
 from llmos.agents import Agent, Budget, Plan, Runtime, Subtask, SubtaskFinishedEvent, SubtaskStartedEvent
 from llmos.agents.runtime import Meter
-from llmos.errors import BudgetExceededError, ModelConnectionError, OutputValidationError
+from llmos.errors import BudgetExceededError, ModelConnectionError, OutputValidationError, PlanError
 from llmos.llm import ChatModel, ChatRequest, ChatResponse, TextDelta, ToolCall
 from llmos.tools import tool
 from tests.scripted import ScriptedModel
@@ -163,3 +163,11 @@ async def test_bind_leaves_the_users_agent_alone():
     original = agent("a", model)
     bound = Meter(Budget()).bind(original)
     assert original.model is model and bound.model is not model and bound.tools is original.tools
+
+
+async def test_an_invalid_plan_is_refused_before_anything_runs():
+    model = ScriptedModel([])
+    with pytest.raises(PlanError, match="cycle"):
+        await Runtime({"a": agent("a", model)}, emit=Recorder()).run(plan(("s1", "a", ["s2"]), ("s2", "a", ["s1"])))
+    with pytest.raises(PlanError, match="'b'"):
+        await Runtime({"a": agent("a", model)}, emit=Recorder()).run(plan(("s1", "b", [])))

@@ -1,0 +1,31 @@
+"""The support specialist over the demo company (Alder & Ridge Outfitters), answering one question.
+
+    python examples/customer_service_bot.py "I'm C001. My stove from order O1090 arrived damaged, what now?"
+
+The first run builds the demo stores under LLMOS_HOME/demo (about a minute); later runs reuse them.
+"""
+
+import sys
+
+from llmos.agents import ErrorEvent, FinalEvent, ToolCallEvent, ToolResultEvent
+from llmos.agents.specialists import support_agent
+from llmos.demo import prepare_demo
+
+
+async def main(question: str) -> None:
+    agent = support_agent(prepare_demo())
+    async for event in agent.stream(question):
+        if isinstance(event, ToolCallEvent):
+            print(f"-> {event.call.name}({event.call.arguments})")
+        elif isinstance(event, ToolResultEvent):
+            print(f"<- {event.content[:200]}")
+        elif isinstance(event, FinalEvent):
+            print("\n" + event.result.text)
+        elif isinstance(event, ErrorEvent):
+            print(f"error: {event.message}")
+
+
+if __name__ == "__main__":
+    import asyncio
+
+    asyncio.run(main(" ".join(sys.argv[1:]) or "How many days do I have to return unused boots?"))

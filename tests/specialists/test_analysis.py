@@ -1,0 +1,133 @@
+"""Analysis tools: the classifier, trends, the spike detector, charts, CSV statistics."""
+
+from __future__ import annotations
+
+import json
+import struct
+from datetime import date
+
+import pytest
+
+from llmos.agents.specialists.analysis import PeriodStats, classifier_for, detect_spike
+from llmos.demo.generate import review_labels
+from llmos.errors import InvalidDataError
+
+
+def test_classifier_accuracy_on_the_demo_reviews(stores):
+    from llmos.agents.specialists.analysis import ReviewAnalyst
+
+    analyst = ReviewAnalyst(stores)
+    predicted = [label.sentiment for label in analyst.labels()]
+    gold = review_labels()  # what the generator wrote each review as; never shipped in the CSV
+    accuracy = sum(p == g for p, g in zip(predicted, gold)) / len(gold)
+    assert accuracy >= 0.8, accuracy
+
+
+async def test_classify_texts(tools):
+    labels = await tools["classify_texts"](texts=[
+        "The tent is superb, I love it.", "The stove leaked and broke, terrible.", "My parcel arrived two weeks late."
+    ])
+    assert [lab.sentiment for lab in labels][:2] == ["positive", "negative"]
+    assert labels[2].topic == "shipping"
+    empty = await tools["classify_texts"].run('{"texts": []}')
+    assert empty.is_error
+
+
+async def test_monthly_and_weekly_trend(tools):
+    monthly = await tools["sentiment_trend"]()
+    assert [p.period for p in monthly.periods] == [f"2025-0{m}" for m in range(1, 7)]
+    assert monthly.total == sum(p.count for p in monthly.periods)
+    weekly = await tools["sentiment_trend"](start=date(2025, 5, 1), end=date(2025, 6, 30), period="week")
+    assert all(p.period.startswith("2025-W") for p in weekly.periods) and len(weekly.periods) >= 8
+
+
+async def test_spike_detector_finds_the_planted_spike(tools):
+    report = await tools["detect_sentiment_spike"]()
+    assert report.spike and report.alert is not None
+    assert report.alert.period == "2025-06" and report.alert.negative_share > 2 * report.alert.baseline_share
+    assert "Emberline Windproof Canister Stove (P051)" in report.alert.top_products
+    assert report.alert.examples and report.alert.message
+
+
+async def test_no_spike_before_it(tools):
+    report = await tools["detect_sentiment_spike"](end=date(2025, 5, 31))
+    assert not report.spike and report.alert is None
+
+
+def flat(shares: list[float], count: int = 60) -> list[PeriodStats]:
+    return [
+        PeriodStats(period=f"2025-{n + 1:02d}", start=date(2025, n + 1, 1), count=count, negative=round(s * count),
+                    neutral=0, positive=count - round(s * count), negative_share=s)
+        for n, s in enumerate(shares)
+    ]
+
+
+def test_spike_detector_on_synthetic_series():
+    assert not detect_spike(flat([0.15] * 6)).spike  # perfectly flat
+    assert not detect_spike(flat([0.12, 0.18, 0.14, 0.17, 0.13, 0.19])).spike  # noisy but flat
+    assert detect_spike(flat([0.15, 0.16, 0.14, 0.15, 0.15, 0.45])).spike
+    assert not detect_spike(flat([0.15, 0.16, 0.14, 0.15, 0.15, 0.45], count=5)).spike  # too few to mean anything
+    with pytest.raises(InvalidDataError):
+        detect_spike(flat([0.1, 0.5]))
+
+
+async def test_empty_or_reversed_date_range_is_a_clear_error(tools):
+    result = await tools["sentiment_trend"].run(json.dumps({"start": "2030-01-01", "end": "2030-02-01"}))
+    assert result.is_error and "No reviews" in result.content and "2025-01-01" in result.content
+    result = await tools["sentiment_trend"].run(json.dumps({"start": "2025-06-01", "end": "2025-01-01"}))
+    assert result.is_error and "after" in result.content
+
+
+async def test_chart_is_a_valid_png(tools):
+    chart = await tools["plot_sentiment_trend"]()
+    with open(chart.path, "rb") as f:
+        data = f.read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width > 300 and height > 200 and chart.periods == 6
+
+
+def analyst_tools(stores, folder):
+    from llmos.agents.specialists import analysis_tools
+
+    return {t.name: t for t in analysis_tools(stores, csv_dirs=[folder])}
+
+
+async def test_csv_stats(stores, tmp_path):
+    (tmp_path / "sales.csv").write_text("region,units,price\nnorth,10,2.5\nsouth,30,3.5\neast,,4.0\n")
+    stats = await analyst_tools(stores, tmp_path)["csv_stats"](path="sales.csv")
+    assert stats.rows == 3
+    units = next(c for c in stats.columns if c.name == "units")
+    assert units.numeric and units.count == 2 and units.missing == 1 and units.mean == 20 and units.min == 10 and units.max == 30
+    region = next(c for c in stats.columns if c.name == "region")
+    assert not region.numeric and region.count == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("a,b\n1,2\n3,4,5\n", "line 3 has 3 fields"),
+        ("a,b\n", "no data rows"),
+        ('a,b\n"unclosed,2\n', "not valid CSV"),
+        (b"\xff\xfe\x00binary", "not a UTF-8"),
+    ],
+)
+async def test_malformed_csv_is_a_tool_error(stores, tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = await analyst_tools(stores, tmp_path)["csv_stats"].run(json.dumps({"path": str(path)}))
+    assert result.is_error and message in result.content
+
+
+async def test_csv_outside_allowed_folders_is_refused(stores, tmp_path):
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (tmp_path / "secret.csv").write_text("a\n1\n")
+    tools = analyst_tools(stores, allowed)
+    for path in (str(tmp_path / "secret.csv"), "../secret.csv"):
+        result = await tools["csv_stats"].run(json.dumps({"path": path}))
+        assert result.is_error and "allowed folders" in result.content
+
+
+def test_classifier_is_trained_once_per_embedder(stores):
+    assert classifier_for(stores.embedder) is classifier_for(stores.embedder)

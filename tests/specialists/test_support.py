@@ -1,0 +1,114 @@
+"""Support tools against the real demo stores, called directly (no model)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llmos.agents.specialists.support import SUPPORT_INSTRUCTIONS, support_agent
+from llmos.demo.stores import TicketRow
+from llmos.errors import AccessDeniedError, NotFoundError
+
+
+async def call(tool, **arguments):
+    return await tool.run(json.dumps(arguments))
+
+
+async def test_lookup_customer_by_id_and_email(tools):
+    by_id = await tools["lookup_customer"](customer="C001")
+    by_email = await tools["lookup_customer"](customer="Maya.Lindqvist@example.com")
+    assert by_id == by_email and by_id.name == "Maya Lindqvist"
+    assert "O1090" in {o.id for o in by_id.orders}
+
+
+async def test_unknown_customer_is_a_tool_error(tools):
+    result = await call(tools["lookup_customer"], customer="C999")
+    assert result.is_error and "No customer" in result.content
+    with pytest.raises(NotFoundError):
+        await tools["lookup_order"](customer_id="C999", order_id="O1090")
+
+
+async def test_order_of_another_customer_is_refused_without_leaking_it(tools):
+    result = await call(tools["lookup_order"], customer_id="C002", order_id="O1090")
+    assert result.is_error and "does not belong" in result.content
+    assert "Stove" not in result.content and "Maya" not in result.content and "C001" not in result.content
+    with pytest.raises(AccessDeniedError):
+        await tools["create_ticket"](customer_id="C002", subject="x", description="y", order_id="O1090")
+
+
+async def test_damaged_safety_item_requires_escalation(tools):
+    order = await tools["lookup_order"](customer_id="c001", order_id="o1090")  # case does not matter
+    assert order.status == "damaged" and order.escalation_required
+    assert "escalate_to_human" in order.next_step
+    delivered = await tools["lookup_order"](customer_id="C001", order_id="O1001")
+    assert not delivered.escalation_required
+
+
+async def test_unknown_order(tools):
+    result = await call(tools["lookup_order"], customer_id="C001", order_id="O9999")
+    assert result.is_error and "No order" in result.content
+
+
+async def test_create_and_update_ticket(tools, stores):
+    ticket = await tools["create_ticket"](
+        customer_id="C005", subject="Torn tent fly", description="Pole snapped", order_id="O1091", priority="high"
+    )
+    assert ticket.id > 0 and ticket.status == "open" and not ticket.handoff
+    updated = await tools["update_ticket"](ticket_id=ticket.id, status="pending", note="Replacement offered.")
+    assert updated.status == "pending" and "Replacement offered." in updated.notes
+    with stores.session() as db:
+        assert db.get(TicketRow, ticket.id).status == "pending"  # stored, not just returned
+    missing = await call(tools["update_ticket"], ticket_id=99999, status="resolved")
+    assert missing.is_error and "No ticket" in missing.content
+
+
+async def test_escalation_creates_a_handoff_ticket_with_summary(tools, stores):
+    summary = "Maya (C001): stove in O1090 arrived with a bent valve; wants a replacement. Told her not to use it."
+    ticket = await tools["escalate_to_human"](
+        customer_id="C001", reason="damaged safety item", summary=summary, order_id="O1090"
+    )
+    assert ticket.handoff and ticket.status == "escalated" and ticket.summary == summary
+    with stores.session() as db:
+        row = db.get(TicketRow, ticket.id)
+        assert row.handoff and row.summary == summary and row.order_id == "O1090"
+
+
+async def test_escalating_an_existing_ticket(tools):
+    ticket = await tools["create_ticket"](customer_id="C003", subject="Late parcel", description="No tracking update")
+    escalated = await tools["escalate_to_human"](
+        customer_id="C003", reason="customer asked for a human", summary="Priya wants a call about a late parcel.",
+        ticket_id=ticket.id,
+    )
+    assert escalated.id == ticket.id and escalated.handoff
+    other = await call(tools["escalate_to_human"], customer_id="C004", reason="r", summary="s", ticket_id=ticket.id)
+    assert other.is_error
+
+
+async def test_policy_search_returns_cited_passages(tools):
+    text = (await call(tools["search_policies"], query="how long do I have to return an item?")).content
+    assert text.startswith("[1] ") and "returns.md" in text and "30 days" in text
+
+
+def test_agent_factory(stores):
+    agent = support_agent(stores, model="unused")
+    assert agent.instructions == SUPPORT_INSTRUCTIONS
+    assert list(agent.tools) == [
+        "search_policies", "lookup_customer", "lookup_order", "create_ticket", "update_ticket", "escalate_to_human",
+    ]
+    # Same specs, byte for byte, on every build: the request prefix stays cacheable.
+    again = support_agent(stores, model="unused")
+    assert [s.model_dump_json() for s in agent._specs] == [s.model_dump_json() for s in again._specs]
+
+
+async def test_support_agent_runs_a_tool_loop(stores):
+    from llmos.llm import ToolCall
+    from tests.scripted import ScriptedModel
+
+    model = ScriptedModel([
+        ToolCall.make("lookup_order", {"customer_id": "C001", "order_id": "O1090"}),
+        "Your stove is damaged; a human agent will contact you.",
+    ])
+    result = await support_agent(stores, model=model).run("My stove in O1090 is broken. I'm C001.")
+    tool_message = result.messages[-2]
+    assert "escalation_required" in tool_message.content and not tool_message.is_error
