@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from llmos.llm.model import OutputSchema
 
@@ -27,6 +27,12 @@ class Subtask(BaseModel):
     instruction: str = Field(description="What to do, with every detail it needs from the goal.")
     depends_on: list[str] = Field(default_factory=list, description="Ids of subtasks whose results it needs.")
     returns: str = Field("", description="What it should give back.")
+
+    @field_validator("depends_on")
+    @classmethod
+    def _drop_blanks(cls, ids: list[str]) -> list[str]:
+        # [""] is how a small model on an unconstrained server writes "no dependencies".
+        return [i.strip() for i in ids if i.strip()]
 
 
 class Plan(BaseModel):
@@ -54,7 +60,12 @@ def plan_schema(specialist_names: Sequence[str], *, max_subtasks: int = MAX_SUBT
             "id": {"type": "string", "minLength": 1, "maxLength": 24},
             "specialist": {"enum": list(specialist_names)},
             "instruction": {"type": "string", "minLength": 1, "maxLength": 400},
-            "depends_on": {"type": "array", "items": {"type": "string", "maxLength": 24}, "maxItems": max_subtasks},
+            # minLength 1: a small model otherwise writes [""] for "no dependencies".
+            "depends_on": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": 24},
+                "maxItems": max_subtasks,
+            },
             "returns": {"type": "string", "maxLength": 160},
         },
         "required": ["id", "specialist", "instruction", "depends_on", "returns"],

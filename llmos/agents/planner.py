@@ -57,7 +57,7 @@ class Planner:
         self.system = prompts.PLANNER_SYSTEM.format(
             specialists=lines, instructions="\n\n" + instructions.strip() if instructions.strip() else ""
         )
-        self.example = example or prompts.PLAN_EXAMPLE.format(a=names[0], b=names[1 % len(names)])
+        self.example = example or prompts.PLAN_EXAMPLE
         self.plan_schema = plan_schema(names, max_subtasks=max_subtasks)
         self.route_schema = OutputSchema.of(
             {

@@ -29,21 +29,22 @@ ROUTE = (
     "- \"direct\" if it is small talk (a greeting, thanks) that needs no specialist."
 )
 
+# The request comes last, closest to the answer: small models otherwise copy the example.
 PLAN = (
-    "Request: {goal}\n\n"
-    "Split the request into subtasks for the specialists, one for each thing it asks. For each subtask give "
-    "\"id\" (s1, s2, ...), \"specialist\" (who does it), \"instruction\" (what to do, with every detail "
-    "from the request it needs: names, numbers, dates), \"depends_on\" (ids of subtasks whose results it "
-    "needs, usually []) and \"returns\" (what it gives back). Subtasks without dependencies run at the same time.\n"
-    "Example: {example}"
+    "Split the request below into subtasks for the specialists: one subtask for each question or task in it, "
+    "and no more. Each subtask has \"id\" (s1, s2, ...), \"specialist\" (who does it), \"instruction\" (that part "
+    "of the request in its own words, with the names, numbers and dates it needs), \"depends_on\" (ids of subtasks "
+    "whose results it needs, usually []) and \"returns\" (what it gives back, in a few words). Subtasks without "
+    "dependencies run at the same time.\n\n{example}\n\nRequest: {goal}"
 )
 
+# Another domain on purpose: its instructions cannot be copied into a plan for this team.
 PLAN_EXAMPLE = (
-    'for "Tell me A. Also do B, and then C with the result of B." write '
-    '{{"subtasks": [{{"id": "s1", "specialist": "{a}", "instruction": "Tell A.", "depends_on": [], '
-    '"returns": "A"}}, {{"id": "s2", "specialist": "{b}", "instruction": "Do B.", "depends_on": [], '
-    '"returns": "the result of B"}}, {{"id": "s3", "specialist": "{a}", "instruction": "Do C with the result of B.", '
-    '"depends_on": ["s2"], "returns": "the result of C"}}]}}'
+    'Example request: "Book a flight to Oslo on May 3. Also find a hotel near the station there."\n'
+    'Example plan: {"subtasks": [{"id": "s1", "specialist": "flights", '
+    '"instruction": "Book a flight to Oslo on May 3.", "depends_on": [], "returns": "the booking"}, '
+    '{"id": "s2", "specialist": "hotels", "instruction": "Find a hotel near the station in Oslo.", '
+    '"depends_on": [], "returns": "hotel names and prices"}]}'
 )
 
 REPAIR = "This plan cannot run:\n{problems}\nWrite the whole plan again, with these problems fixed."

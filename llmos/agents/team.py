@@ -85,6 +85,9 @@ class Team:
         Default: the first specialist's model.
     budget: for the whole goal: model calls of the planner and all specialists together
         (max_steps), tokens, wall time.
+    planner_instructions: added to the planner's system prompt (e.g. the company's rules).
+    planner_example: the planner's example plan (default: a travel request); a concrete one from
+        the team's own domain helps small models most.
     route: make the routing call (the short road); False always plans.
     subtask_timeout, retries: per attempt of a subtask; retried are timeouts and lost connections.
     max_replans: re-plans of the work left after a subtask failed (0: skip its dependents and report).

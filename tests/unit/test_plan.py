@@ -114,7 +114,7 @@ async def test_planner_prompt_is_byte_stable_and_lists_specialists_in_order():
     assert system == b.requests[0].messages[0].content
     assert system.index("- support: Orders and returns.") < system.index("- recommendation: Suggests products.")
     assert a.requests[0].output_schema == b.requests[0].output_schema
-    assert "Example:" in a.requests[0].messages[-1].content
+    assert "Example plan:" in a.requests[0].messages[-1].content
 
 
 async def test_route_falls_back_to_plan_when_the_answer_is_not_a_route():
@@ -141,6 +141,14 @@ def test_citations_are_renumbered_across_subtasks():
 
 def test_prompts_are_plain_data():
     # Formatting with the fields they name works, and the planner's example is valid JSON for the schema.
-    example = prompts.PLAN_EXAMPLE.format(a="support", b="recommendation")
+    example = prompts.PLAN_EXAMPLE
     data = json.loads(example[example.index("{"):])
-    jsonschema.validate(data, plan_schema(list(TEAM)).json_schema)
+    jsonschema.validate(data, plan_schema(["flights", "hotels"]).json_schema)
+    assert prompts.PLAN.format(goal="G", example="E").endswith("E\n\nRequest: G")  # the request comes last
+
+
+def test_blank_dependencies_are_no_dependencies():
+    assert Subtask(id="s1", specialist="a", instruction="x", depends_on=["", " s2 "]).depends_on == ["s2"]
+    with pytest.raises(jsonschema.ValidationError):
+        blank = {"id": "s1", "specialist": "support", "instruction": "x", "depends_on": [""], "returns": ""}
+        jsonschema.validate({"subtasks": [blank]}, plan_schema(list(TEAM)).json_schema)
