@@ -33,7 +33,7 @@ test: models vllm
 	$(PY) -m pytest -q -ra
 
 demo: models
-	$(LLMOS) ask "What is 17*23+4?"
+	$(LLMOS) demo
 
 bench: models
 	$(PY) -m bench.overhead

@@ -44,6 +44,70 @@ def ask(
         raise typer.Exit(1)
 
 
+@app.command()
+def demo(
+    goal: Annotated[Optional[str], typer.Argument(help="The goal (default: the demo's three-part request).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model name or folder (default: LLMOS_MODEL).")] = None,
+) -> None:
+    """Run the demo company's team on a goal with several intents: plan, parallel subtasks, cited answer."""
+    from rich.panel import Panel
+
+    from llmos.agents import ErrorEvent
+    from llmos.demo import prepare_demo
+    from llmos.demo.team import DEMO_GOAL, demo_team
+    from llmos.llm import get_model
+    from llmos.render import EventRenderer
+
+    goal = goal or DEMO_GOAL
+
+    async def main() -> bool:
+        console.print("[dim]Preparing the demo company (once): policies, catalog, customers, reviews...[/]")
+        stores = prepare_demo()
+        chat_model = get_model(model)
+        console.print(Panel(goal, title="Goal"))
+        render, ok = EventRenderer(console), True
+        async for event in demo_team(stores, chat_model).stream(goal):
+            render(event)
+            ok = ok and not (isinstance(event, ErrorEvent) and event.subtask is None)
+        await chat_model.aclose()
+        return ok
+
+    if not _run(main()):
+        raise typer.Exit(1)
+
+
+@app.command()
+def chat(model: Annotated[Optional[str], typer.Option(help="Model name or folder (default: LLMOS_MODEL).")] = None) -> None:
+    """Chat with the demo company's team; the conversation is kept between turns. Empty line or Ctrl-D ends."""
+    from llmos.agents import ErrorEvent, FinalEvent
+    from llmos.demo import prepare_demo
+    from llmos.demo.team import demo_team
+    from llmos.llm import get_model
+    from llmos.render import EventRenderer
+
+    async def main() -> None:
+        stores = prepare_demo()
+        chat_model = get_model(model)
+        team, history = demo_team(stores, chat_model), []
+        while True:
+            try:
+                text = await asyncio.to_thread(console.input, "[bold]you>[/] ")
+            except EOFError:
+                break
+            if not text.strip():
+                break
+            render = EventRenderer(console)
+            async for event in team.stream(text, history=history):
+                render(event)
+                if isinstance(event, FinalEvent):
+                    history = event.result.messages
+                elif isinstance(event, ErrorEvent) and event.subtask is None:
+                    console.print("[dim]That turn failed; the conversation so far is kept.[/]")
+        await chat_model.aclose()
+
+    _run(main())
+
+
 @models_app.callback()
 def models(ctx: typer.Context) -> None:
     """List the models llmos knows by name."""
