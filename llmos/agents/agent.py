@@ -51,6 +51,10 @@ class Agent(Generic[OutputT]):
 
     `await agent.run(task)` returns a RunResult; `agent.stream(task)` yields typed events
     and ends with a FinalEvent or an ErrorEvent; `agent.run_sync(task)` is for scripts.
+
+    tool_choice: what the first step may do: "auto" (the model decides), "required" or a
+    tool's name (it must call one first: for specialists that always look something up, and
+    for models whose free choice is unreliable), or "none". Later steps are always "auto".
     """
 
     def __init__(
@@ -142,7 +146,7 @@ class Agent(Generic[OutputT]):
                     f"Agent '{self.name}' used all {self.budget.max_steps} steps without a final answer. "
                     "Raise Budget(max_steps=...) or simplify the task."
                 )
-            request = self._request(messages, structured=structured_now, must_answer=must_answer)
+            request = self._request(messages, structured=structured_now, must_answer=must_answer, first=calls_made == 0)
             response = None
             async with aclosing(self.model.stream(request)) as stream:
                 while True:
@@ -215,7 +219,7 @@ class Agent(Generic[OutputT]):
                     )
             must_answer = not progress
 
-    def _request(self, messages: list[Message], *, structured: bool, must_answer: bool) -> ChatRequest:
+    def _request(self, messages: list[Message], *, structured: bool, must_answer: bool, first: bool) -> ChatRequest:
         if structured:
             # Tools stay in the request (not callable) so that its prefix matches the earlier steps.
             return ChatRequest(
@@ -231,7 +235,7 @@ class Agent(Generic[OutputT]):
         return ChatRequest(
             messages=messages,
             tools=self._specs,
-            tool_choice="none" if must_answer or not self._specs else self.tool_choice,
+            tool_choice="none" if must_answer or not self._specs else self.tool_choice if first else "auto",
             max_tokens=self.max_tokens_per_call,
         )
 

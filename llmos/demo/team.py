@@ -27,7 +27,7 @@ PLAN_EXAMPLE = (
 PLANNER_INSTRUCTIONS = f"\nYou work for {COMPANY}, an outdoor-gear shop."
 
 
-def demo_team(stores: DemoStores, model: ChatModel | str | None = None) -> Team:
+def demo_team(stores: DemoStores, model: ChatModel | str | None = None, *, route: bool = False) -> Team:
     """The team over the demo stores; one model instance serves the planner and every specialist."""
     if not isinstance(model, ChatModel):
         model = get_model(model)
@@ -36,4 +36,7 @@ def demo_team(stores: DemoStores, model: ChatModel | str | None = None) -> Team:
         model=model,
         planner_instructions=PLANNER_INSTRUCTIONS,
         planner_example=PLAN_EXAMPLE,
+        # The small default model routes a goal with several intents to one specialist,
+        # so the demo always plans (a plan of one still skips the synthesis call).
+        route=route,
     )

@@ -112,19 +112,22 @@ class ChunkStore:
 
     def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """Nearest chunks as (id, cosine similarity), best first."""
-        n = min(n, self.count())
+        # No count() first: it costs more than the query (~5 ms at 100k chunks), and Chroma returns
+        # fewer results, not an error, when asked for more than it holds.
         if n <= 0:
             return []
         got = self.collection.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
         return [(i, 1.0 - d) for i, d in zip(got["ids"][0], got["distances"][0])]
 
-    def nearest_vectors(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> np.ndarray:
-        """The stored vectors of the `n` nearest chunks (for query feedback)."""
-        n = min(n, self.count())
+    def candidates(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> tuple[list[str], np.ndarray]:
+        """Ids and stored vectors of the `n` nearest chunks, best first (to re-score them without another query)."""
         if n <= 0:
-            return np.zeros((0, len(vector)), dtype=np.float32)
+            return [], np.zeros((0, len(vector)), dtype=np.float32)
         got = self.collection.query(query_embeddings=[vector], n_results=n, where=where, include=["embeddings"])
-        return np.asarray(got["embeddings"][0], dtype=np.float32)
+        ids = got["ids"][0]
+        if not ids:
+            return [], np.zeros((0, len(vector)), dtype=np.float32)
+        return ids, np.asarray(got["embeddings"][0], dtype=np.float32)
 
     def hits(self, scored: list[tuple[str, float]]) -> list[Hit]:
         """Turn (id, score) pairs into hits with their text and metadata, in the same order."""

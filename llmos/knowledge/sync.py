@@ -9,6 +9,12 @@ Crash safety rests on one order of writes, per file:
 A run that dies anywhere leaves the file `pending` (or not yet touched); the next run
 deletes whatever chunks a pending file has and ingests it again. Chunk ids derive from
 path and content, so nothing is ever stored twice.
+
+Ingestion is a pipeline of three threads, so that the CPU-bound embedding never waits:
+a reader loads and chunks the next files, the caller's thread embeds a batch, and a
+writer stores the previous batch (Chroma and the manifest). Batches are written one at
+a time and in order, each with the order of writes above; an error in any stage stops
+the run once the batch being written is complete.
 """
 
 from __future__ import annotations
@@ -16,11 +22,15 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import queue
 import sqlite3
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -191,22 +201,34 @@ class Syncer:
                 summary.removed.append(source)
 
         # 3. Add new and changed files, embedding chunks of several files together (bigger batches run faster).
-        batch: list[tuple[str, str, list[Chunk], bool]] = []  # (source, hash, chunks, is_new)
-        with _progress(progress, len(files)) as bar:
-            for path in files:
-                source = str(path)
-                entry = self._prepare(path, known.get(source), tags, summary)
-                if entry is not None:
-                    batch.append(entry)
-                    if sum(len(e[2]) for e in batch) >= self.batch_size:
-                        self._write(batch, summary)
-                        batch = []
-                bar.advance(summary)
-            if batch:
-                self._write(batch, summary)
-                bar.advance(summary, 0)
+        with _progress(progress, len(files)) as bar, ThreadPoolExecutor(1, thread_name_prefix="llmos-ingest-write") as writer:
+            written = None
+            try:
+                for batch in _prefetched(self._batches(files, known, tags, summary, bar)):
+                    vectors = self.embed([c.text for _, _, cs, _ in batch for c in cs])  # before any write: may be interrupted
+                    if written is not None:
+                        written.result()  # one batch at a time, in order; raises what the writer raised
+                    written = writer.submit(self._write, batch, vectors, summary, bar)
+            finally:
+                if written is not None:
+                    written.result()  # never leave a batch half-written behind, even when the run stops
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _batches(self, files: list[Path], known, tags, summary: SyncSummary, bar):
+        """Batches of (source, hash, chunks, is_new) for the files that are new or changed."""
+        batch: list[tuple[str, str, list[Chunk], bool]] = []
+        for path in files:
+            entry = self._prepare(path, known.get(str(path)), tags, summary)
+            if entry is None:
+                bar.advance(summary)
+                continue
+            batch.append(entry)
+            if sum(len(e[2]) for e in batch) >= self.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     def _prepare(self, path: Path, known, tags, summary: SyncSummary):
         source = str(path)
@@ -232,24 +254,65 @@ class Syncer:
         chunks = self.chunker.split(sections, source, digest, tags)
         return source, digest, chunks, known is None
 
-    def _write(self, batch: list[tuple[str, str, list[Chunk], bool]], summary: SyncSummary) -> None:
-        chunks = [c for _, _, cs, _ in batch for c in cs]
-        vectors = self.embed([c.text for c in chunks])  # before any write: a slow step that may be interrupted
+    def _write(self, batch: list[tuple[str, str, list[Chunk], bool]], vectors: np.ndarray, summary: SyncSummary, bar) -> None:
         self._changing()
         self.manifest.mark(self.tenant, [(s, h, len(cs)) for s, h, cs, _ in batch], PENDING)
-        start = 0
+        for source, _, _, is_new in batch:
+            # A file new to the manifest has no chunks: a crashed run's leftovers were repaired in step 1.
+            if not is_new:
+                summary.chunks_removed += self.store.delete_source(source)
+        self.store.add([c for _, _, cs, _ in batch for c in cs], vectors)  # one upsert for the whole batch
         for source, _, file_chunks, is_new in batch:
-            summary.chunks_removed += self.store.delete_source(source)
-            self.store.add(file_chunks, vectors[start : start + len(file_chunks)])
-            start += len(file_chunks)
             summary.chunks_added += len(file_chunks)
             (summary.added if is_new else summary.updated).append(source)
         self.manifest.mark(self.tenant, [(s, h, len(cs)) for s, h, cs, _ in batch], DONE)
+        bar.advance(summary, len(batch))
 
     def _changing(self) -> None:
         if not getattr(self, "_bumped", False):
             self.manifest.bump(self.tenant)
             self._bumped = True
+
+
+_DONE = object()
+
+
+def _prefetched(batches: Iterator[Any], ahead: int = 1) -> Iterator[Any]:
+    """Run a generator in a thread, `ahead` items in advance (loading and chunking overlap embedding)."""
+    items: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():  # the consumer may have stopped: never block on a queue nobody reads
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+
+    thread = threading.Thread(target=produce, name="llmos-ingest-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 class _progress:

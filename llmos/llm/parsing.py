@@ -81,7 +81,23 @@ def parse_tool_calls(text: str, tool_names: list[str]) -> tuple[list[ToolCall], 
                 last = end
         kept.append(text[last:])
         text = "".join(kept)
+    if not calls and (call := _lone_call(text)) is not None:
+        # A whole answer shaped like a call, to a tool that does not exist: still a call, so
+        # that the agent tells the model which tools there are instead of showing JSON as prose.
+        return [call], ""
     return calls, text.strip()
+
+
+def _lone_call(text: str) -> ToolCall | None:
+    try:
+        value = extract_json(text)
+    except ValueError:
+        return None
+    if not (isinstance(value, dict) and set(value) == {"name", "arguments"} and isinstance(value["name"], str)):
+        return None
+    if not isinstance(value["arguments"], dict) or len(json.dumps(value)) < len(text.strip()) * 0.8:
+        return None  # prose around it: not an answer that is only a call
+    return ToolCall(name=value["name"], arguments=json.dumps(value["arguments"], ensure_ascii=False))
 
 
 def _as_calls(value: Any, tool_names: list[str]) -> list[ToolCall]:

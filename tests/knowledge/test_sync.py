@@ -103,3 +103,68 @@ def test_resume_after_crash_has_no_duplicates(tmp_path, hash_embedder, monkeypat
     # And the keyword index agrees with the store.
     assert sorted(kb2.keyword_index().ids) == sorted(all_ids)
     assert kb2.ingest(docs).changed is False
+
+
+def _many_files(docs, n: int = 6) -> None:
+    _docs(docs, {f"f{i}.md": "\n\n".join(f"File {i} paragraph {p} " + "word " * 40 for p in range(6)) for i in range(n)})
+
+
+def test_a_failing_embedder_stops_the_run_after_whole_batches(tmp_path, hash_embedder, monkeypatch):
+    docs = tmp_path / "docs"
+    _many_files(docs)
+    kb = KnowledgeBase(tmp_path / "kb", embedder=hash_embedder)
+    kb.settings.batch_size = 1
+    kb.settings.chunk_tokens = 50
+    real = hash_embedder.embed_documents
+    calls = {"n": 0}
+
+    def failing(texts):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("model crashed")
+        return real(texts)
+
+    monkeypatch.setattr(hash_embedder, "embed_documents", failing)
+    with pytest.raises(RuntimeError, match="model crashed"):
+        kb.ingest(docs)
+    # The two batches embedded before the failure are written completely (the writer finishes its batch).
+    states = kb.manifest.files(kb.tenant)
+    assert sorted(s.rsplit("/", 1)[-1] for s, (_, _, st) in states.items() if st == "done") == ["f0.md", "f1.md"]
+    assert not [s for s, (_, _, st) in states.items() if st != "done"]
+    monkeypatch.setattr(hash_embedder, "embed_documents", real)
+    summary = kb.ingest(docs)
+    assert summary.unchanged == 2 and len(summary.added) == 4 and not summary.repaired
+
+
+def test_a_failing_reader_stops_the_run(tmp_path, hash_embedder, monkeypatch):
+    from llmos.knowledge import sync
+
+    docs = tmp_path / "docs"
+    _many_files(docs)
+    kb = KnowledgeBase(tmp_path / "kb", embedder=hash_embedder)
+    kb.settings.batch_size = 1
+    real = sync.Syncer._prepare
+
+    def prepare(self, path, *args):
+        if path.name == "f3.md":
+            raise MemoryError("reader died")
+        return real(self, path, *args)
+
+    monkeypatch.setattr(sync.Syncer, "_prepare", prepare)
+    with pytest.raises(MemoryError, match="reader died"):
+        kb.ingest(docs)
+    done = sorted(s.rsplit("/", 1)[-1] for s, (_, _, st) in kb.manifest.files(kb.tenant).items() if st == "done")
+    assert done == ["f0.md", "f1.md", "f2.md"]
+    monkeypatch.setattr(sync.Syncer, "_prepare", real)
+    assert len(kb.ingest(docs).added) == 3
+
+
+def test_ingest_batches_share_one_upsert(tmp_path, hash_embedder, monkeypatch):
+    docs = tmp_path / "docs"
+    _many_files(docs)
+    kb = KnowledgeBase(tmp_path / "kb", embedder=hash_embedder)
+    real_add = ChunkStore.add
+    sizes = []
+    monkeypatch.setattr(ChunkStore, "add", lambda self, chunks, vectors: (sizes.append(len(chunks)), real_add(self, chunks, vectors)))
+    summary = kb.ingest(docs)
+    assert len(sizes) == 1 and sizes[0] == summary.chunks_added == kb.store.count()

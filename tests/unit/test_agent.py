@@ -250,3 +250,10 @@ async def test_a_step_that_only_repeats_known_results_makes_the_next_step_answer
 async def test_an_empty_task_is_a_clear_error():
     events = await collect(Agent("a", model=ScriptedModel([])), "   ")
     assert isinstance(events[-1], ErrorEvent) and events[-1].error == "PromptError" and "empty task" in events[-1].message
+
+
+async def test_agent_tool_choice_applies_to_the_first_step_only():
+    model = ScriptedModel([ToolCall.make("add", {"a": 1, "b": 2}), "3"])
+    result = await Agent("a", tools=[add], tool_choice="required", model=model).run("1+2?")
+    assert result.output == "3"
+    assert [r.tool_choice for r in model.requests] == ["required", "auto"]

@@ -92,3 +92,12 @@ def test_holder_shows_prose_and_holds_a_call():
     assert shown == "ok " and held == "<tool_call>{}"
     # A tail that only looked like the start of a marker is given back at the end.
     assert feed_all(["cost: 5 <", "b"]) == ("cost: 5 <b", "")
+
+
+def test_an_answer_that_is_only_a_call_to_an_unknown_tool_is_still_a_call():
+    text = '```json\n{"name": "Tents", "arguments": {"customer_id": "C001"}}\n```'
+    calls, rest = parse_tool_calls(text, NAMES)
+    assert [c.name for c in calls] == ["Tents"] and rest == ""
+    # Prose that merely contains such an object is prose.
+    prose = 'The format is {"name": "x", "arguments": {}} and you write it in your request body when calling.'
+    assert parse_tool_calls(prose, NAMES)[0] == []

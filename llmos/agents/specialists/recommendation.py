@@ -184,5 +184,6 @@ def recommendation_agent(stores: DemoStores, model: ChatModel | str | None = Non
         instructions=RECOMMENDATION_INSTRUCTIONS,
         tools=recommendation_tools(stores),
         model=model,
+        tool_choice="required",  # a specialist always looks something up before it answers
         budget=Budget(max_steps=4),
     )
