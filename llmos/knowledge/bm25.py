@@ -183,9 +183,14 @@ class BM25Index:
         n = min(n, len(scores))
         if n <= 0:
             return []
-        top = np.argpartition(scores, len(scores) - n)[-n:] if n < len(scores) else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self.ids[d], float(scores[d])) for d in top if scores[d] > 0]
+        if n < len(scores):
+            # Partitioning the values and keeping those above the n-th is cheaper than argpartition.
+            threshold = max(np.partition(scores, len(scores) - n)[len(scores) - n], np.float32(1e-30))
+            top = np.flatnonzero(scores >= threshold)
+        else:
+            top = np.flatnonzero(scores > 0)
+        top = top[np.argsort(-scores[top], kind="stable")][:n]
+        return [(self.ids[d], float(scores[d])) for d in top]
 
     def expanded_scores(
         self, query: dict[int, float], base: np.ndarray, feedback: list[str], *, terms: int = 10, weight: float = 0.5,

@@ -22,17 +22,17 @@ The default hybrid, in three steps, each one a standard idea:
 
 One setting for all data, not tuned per data set. On the dev sets (nDCG@10, see
 `llmos eval retrieval` and bench/results/retrieval_*.json) steps 1+2 gave msmarco-5k
-0.810 and dbpedia-5k 0.529 against dense 0.798 / 0.511; step 3 adds about +0.01 on
-msmarco-5k and +0.004 on dbpedia-5k. Neighbouring settings (5-10 feedback chunks,
-weight 0.4-0.6) stay within about 0.01 of these: with 40 queries a set, smaller
-differences are noise.
+0.810 and dbpedia-5k 0.529 against dense 0.798 / 0.511; step 3 brings them to 0.822
+and 0.533. Step 3 uses RM3's customary settings, not values fitted here; neighbouring
+ones (5-10 feedback chunks, 5-20 words, weight 0.4-0.6) stay within 0.01 of these.
+Steps 1-2 (5 neighbours, dense weight 0.8) were chosen on these same two sets, and
+their neighbours score up to 0.015 lower on dbpedia-5k: with about 40 queries a set,
+differences of 0.01 are within noise.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
@@ -48,7 +48,7 @@ Reranker = Callable[[str, list[str]], Sequence[float]]
 """(query, texts) -> one relevance score per text, higher is better."""
 
 DEPTH = 100  # candidates taken from each method before fusion
-CANDIDATES = 200  # nearest chunks fetched with their vectors and re-scored after dense feedback
+CANDIDATES = 150  # nearest chunks fetched with their vectors and re-scored after dense feedback
 DENSE_WEIGHT = 0.8  # weight of the dense scores in the fusion
 FEEDBACK_DOCS = 5  # neighbours whose mean vector is added to the query vector (0: no feedback)
 FEEDBACK_WEIGHT = 1.0
@@ -125,8 +125,9 @@ class Retriever:
 
         The moved vector's neighbours lie among the original vector's nearest `CANDIDATES`
         (it is the query plus the mean of its own top neighbours): fetching those with
-        their vectors costs one query instead of two. On the dev sets, re-scoring 200
-        candidates ranks exactly as a second search of the whole collection does.
+        their vectors costs one query instead of two. On the dev sets, re-scoring 150
+        candidates ranks as a second search of the whole collection does (nDCG@10 equal
+        to 4 decimals; 100 candidates lose 0.003 on dbpedia-5k).
         """
         ids, matrix = self.store.candidates(vector, max(CANDIDATES, depth), where)
         if not ids:
@@ -138,18 +139,9 @@ class Retriever:
         order = np.argsort(-scores, kind="stable")[:depth]
         return vector, [(ids[i], float(scores[i])) for i in order]
 
-    def _keyword_pass(self, query: str, depth: int, where, plain: bool = False):
-        """(index, allowed ids, query terms, every chunk's BM25 score, best `depth`) for one query."""
+    def _allowed(self, where) -> set[str] | None:
         # Filters for BM25 come from Chroma too, so both methods see exactly the same chunks.
-        allowed = set(self.store.collection.get(where=where, include=[])["ids"]) if where else None
-        index = self._bm25()
-        if plain:
-            return index, allowed, {}, None, []
-        terms = index.query_weights(query)
-        if not terms:
-            return index, allowed, terms, None, []
-        base = index.scores(terms, allowed)
-        return index, allowed, terms, base, index.top(base, depth)
+        return set(self.store.collection.get(where=where, include=[])["ids"]) if where else None
 
     def search(
         self,
@@ -173,17 +165,15 @@ class Retriever:
         depth = max(DEPTH, k, rerank_depth if rerank else 0)
 
         where = where_filter(sources, tags)
-        keywords = None
-        if mode == "hybrid":
-            # The first BM25 pass needs no query vector: it runs in a worker thread while the query is
-            # embedded (torch and numpy release the GIL), which hides it from the latency.
-            keywords = _pool().submit(self._keyword_pass, query, depth, where)
         vector = self.embedder.embed_query(query) if mode != "bm25" or mmr_lambda is not None else None
         dense: list[tuple[str, float]] = []
         sparse: list[tuple[str, float]] = []
         if mode == "hybrid":
             vector, dense = self._dense_with_feedback(vector, depth, where)
-            index, allowed, terms, base, sparse = keywords.result()
+            index, allowed = self._bm25(), self._allowed(where)
+            terms = index.query_weights(query)
+            base = index.scores(terms, allowed)
+            sparse = index.top(base, depth)
             if sparse and KEYWORD_FEEDBACK_DOCS:
                 feedback = [i for i, _ in fuse(dense, sparse)[:KEYWORD_FEEDBACK_DOCS]]
                 expanded = index.expanded_scores(
@@ -193,8 +183,7 @@ class Retriever:
         elif mode == "dense":
             dense = self.store.query(vector, depth, where)
         else:
-            index, allowed, _, _, _ = self._keyword_pass(query, depth, where, plain=True)
-            sparse = index.search(query, depth, allowed)
+            sparse = self._bm25().search(query, depth, self._allowed(where))
         ranked = {"dense": dense, "bm25": sparse}.get(mode) or fuse(dense, sparse)
 
         if rerank:
@@ -211,18 +200,6 @@ class Retriever:
             score_of = dict(pool)
             ranked = [(i, score_of[i]) for i in order]
         return self.store.hits(ranked[:k])
-
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="llmos-keywords")
-        return _POOL
 
 
 def cross_encoder(path: str) -> Reranker:

@@ -116,3 +116,12 @@ class _CountingCollection:
 
     def __getattr__(self, name):
         return getattr(self._collection, name)
+
+
+def test_query_embedding_is_the_document_embedding_and_keeps_torch_threads(minilm):
+    import torch
+
+    before = torch.get_num_threads()
+    text = "how do I reset my password?"
+    assert minilm.embed_query(text) == pytest.approx(minilm.embed_documents([text])[0], abs=1e-5)
+    assert torch.get_num_threads() == before

@@ -168,3 +168,25 @@ def test_ingest_batches_share_one_upsert(tmp_path, hash_embedder, monkeypatch):
     monkeypatch.setattr(ChunkStore, "add", lambda self, chunks, vectors: (sizes.append(len(chunks)), real_add(self, chunks, vectors)))
     summary = kb.ingest(docs)
     assert len(sizes) == 1 and sizes[0] == summary.chunks_added == kb.store.count()
+
+
+def test_tokens_are_counted_while_the_model_encodes(minilm):
+    # Ingestion chunks (counting tokens) in a reader thread while the model encodes the previous batch.
+    import threading
+
+    texts = [" ".join(["word"] * n) for n in range(1, 300, 7)]
+    stop, counts = threading.Event(), []
+
+    def count() -> None:
+        while not stop.is_set():
+            counts.append([minilm.count_tokens(t) for t in texts])
+
+    reader = threading.Thread(target=count)
+    reader.start()
+    try:
+        for _ in range(3):
+            assert minilm.embed_documents(texts).shape == (len(texts), minilm.dim)
+    finally:
+        stop.set()
+        reader.join()
+    assert counts and all(c == list(range(1, 300, 7)) for c in counts)

@@ -296,6 +296,6 @@ def support_agent(stores: DemoStores, model: ChatModel | str | None = None) -> A
         instructions=SUPPORT_INSTRUCTIONS,
         tools=support_tools(stores),
         model=model,
-        tool_choice="required",  # a specialist always looks something up before it answers
+        tool_choice="search_policies",  # support answers from the policies first, so its answers cite them
         budget=Budget(max_steps=6),
     )

