@@ -137,6 +137,7 @@ class Agent(Generic[OutputT]):
         done: dict[tuple[str, str], ToolResult] = {}  # successful calls of this run, by name and arguments
         seen: set[tuple[str, str]] = set()  # (tool, result) pairs the model has already been shown
         must_answer = False
+        retry_tool: str | None = None  # a tool whose arguments did not validate: the retry is forced to it
         # An agent with no tools and a typed output answers in one constrained call.
         structured_now = self.output_schema is not None and not self.tools
 
@@ -146,7 +147,9 @@ class Agent(Generic[OutputT]):
                     f"Agent '{self.name}' used all {self.budget.max_steps} steps without a final answer. "
                     "Raise Budget(max_steps=...) or simplify the task."
                 )
-            request = self._request(messages, structured=structured_now, must_answer=must_answer, first=calls_made == 0)
+            request = self._request(
+                messages, structured=structured_now, must_answer=must_answer, first=calls_made == 0, retry_tool=retry_tool
+            )
             response = None
             async with aclosing(self.model.stream(request)) as stream:
                 while True:
@@ -193,6 +196,7 @@ class Agent(Generic[OutputT]):
             async with _wall_clock(deadline, self.name):
                 results = await asyncio.gather(*(self._run_tool(call, done) for call in response.tool_calls))
             progress = False
+            retry_tool = None
             for call, (result, seconds) in zip(response.tool_calls, results):
                 tool_calls += 1
                 yield ToolResultEvent(
@@ -208,6 +212,9 @@ class Agent(Generic[OutputT]):
                 )
                 # A step whose every result was already seen brings nothing new: small models
                 # loop like that (calling the calculator on its own result). The next step answers.
+                if result.bad_arguments:
+                    # Free text is not constrained; a forced call to the same tool is, on backends that can.
+                    retry_tool = call.name
                 progress = progress or result.is_error or (call.name, result.content) not in seen
                 seen.add((call.name, result.content))
                 failures[call.name] = failures.get(call.name, 0) + 1 if result.is_error else 0
@@ -219,7 +226,9 @@ class Agent(Generic[OutputT]):
                     )
             must_answer = not progress
 
-    def _request(self, messages: list[Message], *, structured: bool, must_answer: bool, first: bool) -> ChatRequest:
+    def _request(
+        self, messages: list[Message], *, structured: bool, must_answer: bool, first: bool, retry_tool: str | None
+    ) -> ChatRequest:
         if structured:
             # Tools stay in the request (not callable) so that its prefix matches the earlier steps.
             return ChatRequest(
@@ -235,7 +244,7 @@ class Agent(Generic[OutputT]):
         return ChatRequest(
             messages=messages,
             tools=self._specs,
-            tool_choice="none" if must_answer or not self._specs else self.tool_choice if first else "auto",
+            tool_choice=_choice(self.tool_choice if first else "auto", must_answer or not self._specs, retry_tool),
             max_tokens=self.max_tokens_per_call,
         )
 
@@ -256,6 +265,12 @@ class Agent(Generic[OutputT]):
             if not result.is_error:
                 done[key] = result
         return result, time.perf_counter() - started
+
+
+def _choice(planned: ToolChoice, answer_now: bool, retry_tool: str | None) -> ToolChoice:
+    if answer_now:
+        return "none"
+    return retry_tool or planned
 
 
 def _canonical(arguments: str) -> str:

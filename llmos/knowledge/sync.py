@@ -41,6 +41,7 @@ from llmos.knowledge.store import ChunkStore
 from llmos.knowledge.types import Chunk, Skipped, SyncSummary
 
 PENDING, DONE = "pending", "done"
+FIRST_BATCH = 32  # chunks in the first batch of a run: one mini-batch of the model
 
 
 class Manifest:
@@ -216,17 +217,22 @@ class Syncer:
         return summary
 
     def _batches(self, files: list[Path], known, tags, summary: SyncSummary, bar):
-        """Batches of (source, hash, chunks, is_new) for the files that are new or changed."""
+        """Batches of (source, hash, chunks, is_new) for the files that are new or changed.
+
+        The first batch is small (`FIRST_BATCH` chunks), so that the model starts embedding
+        at once instead of waiting for a full batch to be read and chunked.
+        """
         batch: list[tuple[str, str, list[Chunk], bool]] = []
+        size = min(FIRST_BATCH, self.batch_size)
         for path in files:
             entry = self._prepare(path, known.get(str(path)), tags, summary)
             if entry is None:
                 bar.advance(summary)
                 continue
             batch.append(entry)
-            if sum(len(e[2]) for e in batch) >= self.batch_size:
+            if sum(len(e[2]) for e in batch) >= size:
                 yield batch
-                batch = []
+                batch, size = [], self.batch_size
         if batch:
             yield batch
 

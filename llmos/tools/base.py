@@ -36,6 +36,8 @@ class ToolResult(BaseModel):
     content: str
     """JSON text of the return value (a str return as is), or an error message for the model."""
     is_error: bool = False
+    bad_arguments: bool = False
+    """The call did not validate: a retry should be constrained to the tool's schema."""
     value: Any = Field(default=None, exclude=True)
     """The Python return value; never sent anywhere."""
 
@@ -90,7 +92,7 @@ class Tool:
         try:
             args = self.args_model.model_validate_json(arguments.strip() or "{}")
         except ValidationError as exc:
-            return ToolResult(content=self._arguments_error(exc), is_error=True)
+            return ToolResult(content=self._arguments_error(exc), is_error=True, bad_arguments=True)
 
         timeout = asyncio.timeout(self.timeout_s)
         try:

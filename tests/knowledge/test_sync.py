@@ -174,7 +174,7 @@ def test_tokens_are_counted_while_the_model_encodes(minilm):
     # Ingestion chunks (counting tokens) in a reader thread while the model encodes the previous batch.
     import threading
 
-    texts = [" ".join(["word"] * n) for n in range(1, 300, 7)]
+    texts = [" ".join(["word"] * n) for n in range(1, 60, 7)]
     stop, counts = threading.Event(), []
 
     def count() -> None:
@@ -184,9 +184,25 @@ def test_tokens_are_counted_while_the_model_encodes(minilm):
     reader = threading.Thread(target=count)
     reader.start()
     try:
-        for _ in range(3):
+        for _ in range(40):  # small batches of uneven lengths: padded, so a garbled setting shows
             assert minilm.embed_documents(texts).shape == (len(texts), minilm.dim)
     finally:
         stop.set()
         reader.join()
-    assert counts and all(c == list(range(1, 300, 7)) for c in counts)
+    assert counts and all(c == list(range(1, 60, 7)) for c in counts)
+
+
+def test_the_first_batch_is_small_so_embedding_starts_at_once(tmp_path, hash_embedder, monkeypatch):
+    from llmos.knowledge.sync import FIRST_BATCH
+
+    docs = tmp_path / "docs"
+    _many_files(docs, 30)
+    kb = KnowledgeBase(tmp_path / "kb", embedder=hash_embedder)
+    kb.settings.batch_size = 10_000
+    kb.settings.chunk_tokens = 50
+    sizes = []
+    real = hash_embedder.embed_documents
+    monkeypatch.setattr(hash_embedder, "embed_documents", lambda texts: (sizes.append(len(texts)), real(texts))[1])
+    summary = kb.ingest(docs)
+    per_file = summary.chunks_added // 30
+    assert len(sizes) == 2 and FIRST_BATCH <= sizes[0] < FIRST_BATCH + per_file and sum(sizes) == summary.chunks_added

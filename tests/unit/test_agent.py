@@ -75,7 +75,7 @@ async def test_invalid_arguments_go_back_to_the_model_which_corrects_them():
 
 
 async def test_malformed_json_arguments_are_a_tool_error_not_a_crash():
-    model = ScriptedModel([ToolCall(name="add", arguments='{"a": 2, "b": '), "sorry"])
+    model = ScriptedModel([ToolCall(name="add", arguments='{"a": 2, "b": '), ToolCall.make("add", {"a": 2, "b": 0}), "2"])
     events = await collect(Agent("calc", tools=[add], model=model), "2+?")
     assert [e for e in events if isinstance(e, ToolResultEvent)][0].is_error
     assert isinstance(events[-1], FinalEvent)
@@ -257,3 +257,10 @@ async def test_agent_tool_choice_applies_to_the_first_step_only():
     result = await Agent("a", tools=[add], tool_choice="required", model=model).run("1+2?")
     assert result.output == "3"
     assert [r.tool_choice for r in model.requests] == ["required", "auto"]
+
+
+async def test_a_call_with_bad_arguments_is_retried_with_the_tool_forced():
+    model = ScriptedModel([ToolCall(name="add", arguments='{"a": 1, "b": 2, "required": ["a"]}'), ToolCall.make("add", {"a": 1, "b": 2}), "3"])
+    result = await Agent("a", tools=[add, explode], model=model).run("1+2?")
+    assert result.output == "3"
+    assert [r.tool_choice for r in model.requests] == ["auto", "add", "auto"]
