@@ -35,9 +35,12 @@ test: models vllm
 demo: models
 	$(LLMOS) demo
 
-bench: models
+bench: models vllm
 	$(PY) -m bench.overhead
 	$(PY) -m bench.local_model
+	$(PY) -m bench.vllm_concurrency
+	$(PY) -m bench.parallel_plan
+	$(PY) -m bench.knowledge
 
 clean:
 	rm -rf $(VENV) .venv-vllm .pytest_cache
