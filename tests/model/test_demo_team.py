@@ -1,0 +1,29 @@
+"""The demo team on the real local model: the demo goal's plan names the right specialists."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmos.agents.planner import Planner
+from llmos.demo import prepare_demo
+from llmos.demo.team import DEMO_GOAL, PLAN_EXAMPLE, PLANNER_INSTRUCTIONS, demo_team
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    return prepare_demo(tmp_path_factory.mktemp("demo-home"))
+
+
+async def test_the_demo_goal_is_planned_for_support_recommendation_and_analysis(stores, local_model):
+    team = demo_team(stores, local_model)
+    planner = Planner(
+        {a.name: a.description for a in team.specialists},
+        local_model,
+        instructions=PLANNER_INSTRUCTIONS,
+        example=PLAN_EXAMPLE,
+    )
+    plan = await planner.plan(DEMO_GOAL)
+    assert {s.specialist for s in plan.subtasks} == {"support", "recommendation", "analysis"}
+    assert all(not s.depends_on for s in plan.subtasks)  # independent: they run side by side
