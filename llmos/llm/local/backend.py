@@ -48,6 +48,14 @@ class _Done:
         self.value, self.error = value, error
 
 
+async def _next(job: _Job) -> Any:
+    """The worker's next item for `job`: a TextDelta, or `_Done` at the end; its error is raised here."""
+    item = await job.events.get()
+    if isinstance(item, _Done) and item.error is not None:
+        raise item.error
+    return item
+
+
 class LocalModel(ChatModel):
     """A chat model from a local transformers folder, or from the catalog by name (`from_catalog`)."""
 
@@ -150,12 +158,9 @@ class LocalModel(ChatModel):
     async def _call(self, run: Callable[[Any, _Job], Any]) -> Any:
         job = self._submit(run)
         try:
-            while True:
-                item = await job.events.get()
-                if isinstance(item, _Done):
-                    if item.error is not None:
-                        raise item.error
-                    return item.value
+            while not isinstance(item := await _next(job), _Done):
+                pass
+            return item.value
         finally:
             job.stop.set()
 
@@ -184,14 +189,9 @@ class LocalModel(ChatModel):
 
         job = self._submit(run)
         try:
-            while True:
-                item = await job.events.get()
-                if isinstance(item, _Done):
-                    if item.error is not None:
-                        raise item.error
-                    yield item.value
-                    return
+            while not isinstance(item := await _next(job), _Done):
                 yield item
+            yield item.value
         finally:
             # Reached on normal end, on error, and when the caller's task is cancelled or
             # drops the stream: the worker sees the flag at its next token and moves on.
