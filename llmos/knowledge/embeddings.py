@@ -16,6 +16,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from llmos.errors import EmbeddingError
+from llmos.knowledge.query_encoder import OnnxQueryEncoder
+
+_UNSET = object()
 
 
 @runtime_checkable
@@ -63,6 +66,8 @@ class SentenceTransformerEmbedder:
         self._lock = threading.Lock()
         self._counter = None  # the tokenizer count_tokens uses
         self._count_lock = threading.Lock()
+        self._onnx: OnnxQueryEncoder | None | object = _UNSET  # built on the first query
+        self._onnx_lock = threading.Lock()
 
     @property
     def model(self):
@@ -95,13 +100,23 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
+        encoder = self._query_encoder()
+        return encoder.encode(text) if encoder is not None else self._embed_query_torch(text)
+
+    def _query_encoder(self) -> OnnxQueryEncoder | None:
+        if self._onnx is _UNSET:
+            with self._onnx_lock:
+                if self._onnx is _UNSET:
+                    self._onnx = OnnxQueryEncoder.load(self.model, self.name, self._embed_query_torch)
+        return self._onnx  # type: ignore[return-value]
+
+    def _embed_query_torch(self, text: str) -> np.ndarray:
         # One forward pass without encode()'s batching machinery: a query's latency is mostly overhead.
         import torch
 
         model = self.model
         # One thread: a short query is a chain of tiny matrix products, and splitting each across
-        # threads costs more in synchronisation than it saves (p50 11.0 ms on 1 thread, 13.4 on 2,
-        # with other work on the machine; equal when it is idle). torch's setting is process-wide: a
+        # threads costs more in synchronisation than it saves. torch's setting is process-wide: a
         # batch encode in another thread at that moment runs on one thread for those milliseconds.
         threads = torch.get_num_threads()
         if threads > 1:

@@ -35,12 +35,17 @@ def hash_embedder() -> HashEmbedder:
 
 
 @pytest.fixture(scope="session")
-def minilm():
+def minilm(tmp_path_factory):
     """The real default embedder (loads in a few seconds, once per test session)."""
+    from llmos.config import get_settings
     from llmos.knowledge import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder()
-    embedder.embed_query("warm up")
+    with pytest.MonkeyPatch.context() as patch:  # the query encoder is exported here, not in the user's home
+        patch.setenv("LLMOS_HOME", str(tmp_path_factory.mktemp("minilm-home")))
+        get_settings.cache_clear()
+        embedder.embed_query("warm up")
+    get_settings.cache_clear()
     return embedder
 
 

@@ -192,17 +192,17 @@ def test_tokens_are_counted_while_the_model_encodes(minilm):
     assert counts and all(c == list(range(1, 60, 7)) for c in counts)
 
 
-def test_the_first_batch_is_small_so_embedding_starts_at_once(tmp_path, hash_embedder, monkeypatch):
-    from llmos.knowledge.sync import FIRST_BATCH
-
+def test_every_embedding_call_but_the_last_fills_a_whole_batch(tmp_path, hash_embedder, monkeypatch):
     docs = tmp_path / "docs"
     _many_files(docs, 30)
     kb = KnowledgeBase(tmp_path / "kb", embedder=hash_embedder)
-    kb.settings.batch_size = 10_000
+    kb.settings.batch_size = 40
     kb.settings.chunk_tokens = 50
     sizes = []
     real = hash_embedder.embed_documents
     monkeypatch.setattr(hash_embedder, "embed_documents", lambda texts: (sizes.append(len(texts)), real(texts))[1])
     summary = kb.ingest(docs)
     per_file = summary.chunks_added // 30
-    assert len(sizes) == 2 and FIRST_BATCH <= sizes[0] < FIRST_BATCH + per_file and sum(sizes) == summary.chunks_added
+    assert sum(sizes) == summary.chunks_added and len(sizes) >= 3
+    # Whole files join a batch until it holds batch_size chunks: bigger calls pad less.
+    assert all(40 <= size < 40 + per_file for size in sizes[:-1])
