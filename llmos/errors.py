@@ -64,10 +64,6 @@ class BudgetExceededError(AgentError):
     """A run used up its budget of steps, tokens or wall time."""
 
 
-class ToolRetriesExceededError(AgentError):
-    """The model kept calling a tool wrongly after the allowed retries."""
-
-
 class PlanError(AgentError):
     """The planner could not write a valid plan for a goal, even after the allowed repairs."""
 

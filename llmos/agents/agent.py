@@ -29,9 +29,8 @@ from llmos.errors import (
     BudgetExceededError,
     LLMOSError,
     PromptError,
-    ToolRetriesExceededError,
 )
-from llmos.llm.messages import Message, SystemMessage, ToolCall, ToolMessage, UserMessage
+from llmos.llm.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, UserMessage
 from llmos.llm.model import ChatModel, ChatRequest, OutputSchema, TextDelta, ToolChoice, Usage
 from llmos.tools import Tool, ToolResult, as_tool
 
@@ -136,7 +135,7 @@ class Agent(Generic[OutputT]):
         failures: dict[str, int] = {}
         done: dict[tuple[str, str], ToolResult] = {}  # successful calls of this run, by name and arguments
         seen: set[tuple[str, str]] = set()  # (tool, result) pairs the model has already been shown
-        must_answer = False
+        answer_now: str | None = None  # a prompt that makes the next step answer without tools
         retry_tool: str | None = None  # a tool whose arguments did not validate: the retry is forced to it
         # An agent with no tools and a typed output answers in one constrained call.
         structured_now = self.output_schema is not None and not self.tools
@@ -148,7 +147,7 @@ class Agent(Generic[OutputT]):
                     "Raise Budget(max_steps=...) or simplify the task."
                 )
             request = self._request(
-                messages, structured=structured_now, must_answer=must_answer, first=calls_made == 0, retry_tool=retry_tool
+                messages, structured=structured_now, answer_now=answer_now, first=calls_made == 0, retry_tool=retry_tool
             )
             response = None
             async with aclosing(self.model.stream(request)) as stream:
@@ -170,9 +169,10 @@ class Agent(Generic[OutputT]):
                     f"Agent '{self.name}' used {usage.total_tokens} tokens, over its budget of "
                     f"{self.budget.max_tokens}. Raise Budget(max_tokens=...) or shorten the task."
                 )
-            messages.append(response.message)
+            message = _without_repeats(response.message)
+            messages.append(message)
 
-            if not response.tool_calls:
+            if not message.tool_calls:
                 if self.output_schema is not None and not structured_now:
                     # Tools are done; one more call turns the answer into the typed output.
                     messages.append(UserMessage(content=prompts.STRUCTURED_FINAL))
@@ -191,13 +191,13 @@ class Agent(Generic[OutputT]):
                 yield FinalEvent(agent=self.name, result=result)
                 return
 
-            for call in response.tool_calls:
+            for call in message.tool_calls:
                 yield ToolCallEvent(agent=self.name, call=call)
             async with _wall_clock(deadline, self.name):
-                results = await asyncio.gather(*(self._run_tool(call, done) for call in response.tool_calls))
+                results = await asyncio.gather(*(self._run_tool(call, done) for call in message.tool_calls))
             progress = False
-            retry_tool = None
-            for call, (result, seconds) in zip(response.tool_calls, results):
+            retry_tool = answer_now = None
+            for call, (result, seconds) in zip(message.tool_calls, results):
                 tool_calls += 1
                 yield ToolResultEvent(
                     agent=self.name,
@@ -220,14 +220,13 @@ class Agent(Generic[OutputT]):
                 failures[call.name] = failures.get(call.name, 0) + 1 if result.is_error else 0
                 allowed = self.tools[call.name].max_retries if call.name in self.tools else 1
                 if failures[call.name] > allowed:
-                    raise ToolRetriesExceededError(
-                        f"Agent '{self.name}': the call to '{call.name}' failed {failures[call.name]} times in a row; "
-                        f"last error: {result.content[:300]}"
-                    )
-            must_answer = not progress
+                    # Past its retries a tool is given up on, not the run: the answer says what is missing.
+                    answer_now = prompts.ANSWER_WITHOUT_TOOL.format(tool=call.name)
+            if answer_now is None and not progress:
+                answer_now = prompts.ANSWER_NOW
 
     def _request(
-        self, messages: list[Message], *, structured: bool, must_answer: bool, first: bool, retry_tool: str | None
+        self, messages: list[Message], *, structured: bool, answer_now: str | None, first: bool, retry_tool: str | None
     ) -> ChatRequest:
         if structured:
             # Tools stay in the request (not callable) so that its prefix matches the earlier steps.
@@ -238,13 +237,13 @@ class Agent(Generic[OutputT]):
                 output_schema=self.output_schema,
                 max_tokens=self.max_tokens_per_call,
             )
-        if must_answer:
+        if answer_now:
             # Said for this request only: the run's history stays as the model wrote it.
-            messages = [*messages, UserMessage(content=prompts.ANSWER_NOW)]
+            messages = [*messages, UserMessage(content=answer_now)]
         return ChatRequest(
             messages=messages,
             tools=self._specs,
-            tool_choice=_choice(self.tool_choice if first else "auto", must_answer or not self._specs, retry_tool),
+            tool_choice=_choice(self.tool_choice if first else "auto", bool(answer_now) or not self._specs, retry_tool),
             max_tokens=self.max_tokens_per_call,
         )
 
@@ -265,6 +264,17 @@ class Agent(Generic[OutputT]):
             if not result.is_error:
                 done[key] = result
         return result, time.perf_counter() - started
+
+
+def _without_repeats(message: AssistantMessage) -> AssistantMessage:
+    """The message with each distinct call once: small models sometimes write one call over
+    and over until the token limit, and every copy's result would fill the context."""
+    distinct: dict[tuple[str, str], ToolCall] = {}
+    for call in message.tool_calls:
+        distinct.setdefault((call.name, _canonical(call.arguments)), call)
+    if len(distinct) == len(message.tool_calls):
+        return message
+    return message.model_copy(update={"tool_calls": list(distinct.values())})
 
 
 def _choice(planned: ToolChoice, answer_now: bool, retry_tool: str | None) -> ToolChoice:

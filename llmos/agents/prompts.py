@@ -13,6 +13,11 @@ STRUCTURED_FINAL = "Now give your final answer as a JSON object that matches the
 
 ANSWER_NOW = "Using the tool results above, write the answer to my question in one sentence. Do not call tools."
 
+ANSWER_WITHOUT_TOOL = (
+    "The tool {tool} keeps failing. Answer my question with what you already have, "
+    "and say plainly what you could not find out. Do not call tools."
+)
+
 # --- the team's planner (llmos.agents.planner) ---------------------------------------
 # One system prompt per team (its specialists in the team's order) is first in every
 # planner request; what each call asks goes in the last user message.

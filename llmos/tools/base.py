@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import re
 import sys
 import types
@@ -26,6 +27,7 @@ from llmos.errors import ToolDefinitionError
 from llmos.llm.model import ToolSpec
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI-compatible servers accept
+_SCHEMA_WORDS = frozenset({"required", "type", "title", "additionalProperties", "$schema"})
 _ANY = TypeAdapter(Any)  # one serialiser for every return value: models, dataclasses, datetimes, plain values
 _MAX_ECHO = 200  # how much of a bad argument value to quote back to the model
 
@@ -92,7 +94,13 @@ class Tool:
         try:
             args = self.args_model.model_validate_json(arguments.strip() or "{}")
         except ValidationError as exc:
-            return ToolResult(content=self._arguments_error(exc), is_error=True, bad_arguments=True)
+            echoed = self._without_schema_words(arguments)
+            try:
+                if echoed is None:
+                    raise exc
+                args = self.args_model.model_validate(echoed)
+            except ValidationError as exc:
+                return ToolResult(content=self._arguments_error(exc), is_error=True, bad_arguments=True)
 
         timeout = asyncio.timeout(self.timeout_s)
         try:
@@ -120,6 +128,22 @@ class Tool:
                 is_error=True,
             )
         return ToolResult(content=content, value=value)
+
+    def _without_schema_words(self, arguments: str) -> dict[str, Any] | None:
+        """The arguments less JSON-schema words copied from the tool's description (None if there are none).
+
+        Small models often echo the schema, writing `"required": ["order_id"]` next to the
+        arguments. Such a key is no argument of this tool and says nothing: dropping it is
+        safer than failing a call whose real arguments are right.
+        """
+        try:
+            parsed = json.loads(arguments)
+        except ValueError:
+            return None
+        if not isinstance(parsed, dict):
+            return None
+        echoed = {k for k in parsed if k in _SCHEMA_WORDS and k not in self.args_model.model_fields}
+        return {k: v for k, v in parsed.items() if k not in echoed} if echoed else None
 
     async def __call__(self, **kwargs: Any) -> Any:
         """Call the tool directly from Python: arguments are validated (raises ValidationError), errors raise."""

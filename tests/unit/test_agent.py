@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from llmos.agents import Agent, Budget, ErrorEvent, FinalEvent, TextDeltaEvent, ToolCallEvent, ToolResultEvent
 from llmos.agents import prompts
-from llmos.errors import AgentError, BudgetExceededError, OutputValidationError, ToolRetriesExceededError
+from llmos.errors import AgentError, BudgetExceededError, OutputValidationError
 from llmos.llm import AssistantMessage, ToolCall, ToolMessage, Usage
 from llmos.tools import tool
 from tests.scripted import ScriptedModel
@@ -89,14 +89,14 @@ async def test_tool_exception_is_reported_to_the_model_and_run_goes_on():
     assert events[-1].result.output == "It failed."
 
 
-async def test_retries_are_bounded():
-    calls = [ToolCall.make("explode", {"reason": str(i)}) for i in range(5)]
-    agent = Agent("a", tools=[explode], model=ScriptedModel(calls))
-    with pytest.raises(ToolRetriesExceededError, match="explode"):
-        await agent.run("go")
-    events = await collect(Agent("a", tools=[explode], model=ScriptedModel(calls)), "go")
-    assert isinstance(events[-1], ErrorEvent) and events[-1].error == "ToolRetriesExceededError"
+async def test_a_tool_failing_past_its_retries_is_given_up_and_the_run_answers():
+    failing = [ToolCall.make("explode", {"reason": str(i)}) for i in range(explode.max_retries + 1)]
+    model = ScriptedModel([*failing, "I could not do that: the tool keeps failing."])
+    events = await collect(Agent("a", tools=[explode], model=model), "go")
     assert sum(isinstance(e, ToolResultEvent) for e in events) == explode.max_retries + 1
+    last = model.requests[-1]
+    assert last.tool_choice == "none" and "explode keeps failing" in last.messages[-1].content
+    assert events[-1].result.output == "I could not do that: the tool keeps failing."
 
 
 async def test_unknown_tool_is_reported_to_the_model():
@@ -104,6 +104,23 @@ async def test_unknown_tool_is_reported_to_the_model():
     await Agent("a", tools=[add], model=model).run("go")
     reply = model.requests[1].messages[-1]
     assert reply.is_error and "no tool named 'delete_everything'" in reply.content and "add" in reply.content
+
+
+async def test_one_call_written_many_times_in_one_answer_runs_once():
+    runs = []
+
+    @tool
+    def lookup(order_id: str) -> str:
+        """Look up an order."""
+        runs.append(order_id)
+        return f"{order_id}: shipped"
+
+    repeated = [ToolCall.make("lookup", {"order_id": "O1"}) for _ in range(12)]
+    model = ScriptedModel([[*repeated, ToolCall.make("lookup", {"order_id": "O2"})], "Both shipped."])
+    result = await Agent("a", tools=[lookup], model=model).run("go")
+    assert runs == ["O1", "O2"] and result.tool_calls == 2
+    sent = model.requests[1].messages
+    assert len(sent[-3].tool_calls) == 2 and [m.content for m in sent[-2:]] == ["O1: shipped", "O2: shipped"]
 
 
 async def test_step_budget():
@@ -260,7 +277,7 @@ async def test_agent_tool_choice_applies_to_the_first_step_only():
 
 
 async def test_a_call_with_bad_arguments_is_retried_with_the_tool_forced():
-    model = ScriptedModel([ToolCall(name="add", arguments='{"a": 1, "b": 2, "required": ["a"]}'), ToolCall.make("add", {"a": 1, "b": 2}), "3"])
+    model = ScriptedModel([ToolCall(name="add", arguments='{"a": 1, "bb": 2}'), ToolCall.make("add", {"a": 1, "b": 2}), "3"])
     result = await Agent("a", tools=[add, explode], model=model).run("1+2?")
     assert result.output == "3"
     assert [r.tool_choice for r in model.requests] == ["auto", "add", "auto"]

@@ -204,6 +204,14 @@ async def test_wrong_types_are_listed() -> None:
     assert "Call the tool again" in text
 
 
+async def test_a_schema_required_list_echoed_into_the_arguments_is_dropped() -> None:
+    result = await ship.run('{"order_id": 7, "address": {"street": "1 Main St", "city": "Lyon"}, "required": ["order_id", "address"]}')
+    assert not result.is_error, result.content
+    # Only schema words are forgiven: a misspelt argument is still reported.
+    result = await ship.run('{"order_id": 7, "address": {"street": "1 Main St", "city": "Lyon"}, "required": ["order_id"], "sped": "express"}')
+    assert result.is_error and "sped: Extra inputs are not permitted" in result.content
+
+
 async def test_empty_arguments_mean_no_arguments() -> None:
     @tool
     def ping() -> str:
