@@ -72,6 +72,8 @@ SYNTHESIZE = (
 
 # --- the runtime (llmos.agents.runtime): how a subtask reaches its specialist -------------
 
+SUBTASK_GOAL = "The user's message, for context:\n{goal}\n\nYour part (do only this): {instruction}"
+
 SUBTASK_RETURNS = "\nGive back: {returns}"
 
 SUBTASK_INPUT = "\n\nResult of {id} ({specialist}):\n{text}"

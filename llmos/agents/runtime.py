@@ -147,8 +147,10 @@ class Runtime:
         meter: Meter | None = None,
         timeout: float | None = None,
         retries: int = 1,
+        goal: str = "",
     ) -> None:
         self.agents = dict(agents)
+        self.goal = goal
         self.emit = emit
         self.meter = meter
         self.timeout = timeout
@@ -213,7 +215,7 @@ class Runtime:
         self, subtask: Subtask, inputs: list[SubtaskResult], history: Sequence[Message]
     ) -> SubtaskResult:
         agent = self.agents[subtask.specialist]
-        task = subtask_text(subtask, inputs)
+        task = subtask_text(subtask, inputs, self.goal)
         started = time.perf_counter()
         error, attempt = "", 0
         for attempt in range(1, self.retries + 2):
@@ -283,9 +285,17 @@ class Runtime:
         return result
 
 
-def subtask_text(subtask: Subtask, inputs: Sequence[SubtaskResult]) -> str:
-    """The task a specialist gets: the instruction, what to give back, then its inputs' results, in a fixed format."""
+def subtask_text(subtask: Subtask, inputs: Sequence[SubtaskResult], goal: str = "") -> str:
+    """The task a specialist gets, in a fixed format: the user's whole message (when the plan came from one),
+    the instruction, what to give back, then its inputs' results.
+
+    The message goes first and the instruction after it, closest to the answer: a planner can
+    drop a detail the specialist needs (an order number, a date), and a small model follows
+    what it read last.
+    """
     text = subtask.instruction
+    if goal.strip() and goal.strip() != subtask.instruction.strip():
+        text = prompts.SUBTASK_GOAL.format(goal=goal.strip(), instruction=subtask.instruction)
     if subtask.returns:
         text += prompts.SUBTASK_RETURNS.format(returns=subtask.returns)
     for r in inputs:

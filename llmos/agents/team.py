@@ -247,6 +247,7 @@ class Team:
             meter=meter,
             timeout=self.subtask_timeout,
             retries=self.retries,
+            goal=goal,
         )
         # On the short road the specialist gets the goal itself, so it also gets the conversation;
         # a planned subtask's instruction carries what it needs.

@@ -111,6 +111,29 @@ async def test_forced_tool_calls_always_match_the_tool_schema(local_model):
     assert len(valid) == 20, valid
 
 
+async def test_a_forced_call_to_a_tool_with_only_optional_parameters_fills_them_in(local_model):
+    recommend = ToolSpec(
+        name="recommend_products",
+        description="Recommend products for a customer (by id) or for a request (what they want).",
+        parameters={
+            "type": "object",
+            "properties": {
+                "customer_id": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
+                "request": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
+            },
+        },
+    )
+    request = ChatRequest(
+        messages=[UserMessage(content="I am customer C001. Recommend a warm sleeping bag for me.")],
+        tools=[recommend],
+        tool_choice="recommend_products",
+        max_tokens=64,
+    )
+    arguments = json.loads((await local_model.chat(request)).tool_calls[0].arguments)
+    assert set(arguments) == {"customer_id", "request"}  # not `{}`, the shortest way out of the grammar
+    assert arguments["customer_id"] == "C001" or "sleeping bag" in (arguments["request"] or "")
+
+
 async def test_free_text_streams_deltas_that_add_up_to_the_answer(local_model):
     request = ChatRequest(messages=[UserMessage(content="Name three colours of the rainbow.")], max_tokens=24)
     deltas, response = [], None

@@ -171,3 +171,15 @@ async def test_an_invalid_plan_is_refused_before_anything_runs():
         await Runtime({"a": agent("a", model)}, emit=Recorder()).run(plan(("s1", "a", ["s2"]), ("s2", "a", ["s1"])))
     with pytest.raises(PlanError, match="'b'"):
         await Runtime({"a": agent("a", model)}, emit=Recorder()).run(plan(("s1", "b", [])))
+
+
+def test_a_planned_subtask_reads_the_users_message_before_its_own_part():
+    from llmos.agents.runtime import subtask_text
+
+    goal = "I'm C001; order O1090 came damaged. Also, which tent suits me?"
+    subtask = Subtask(id="s1", specialist="support", instruction="Help with the damaged order.", returns="what was done")
+    text = subtask_text(subtask, [], goal)
+    assert text.index(goal) < text.index("Your part (do only this): Help with the damaged order.") < text.index("Give back")
+    # A plan of one that is the goal itself gets it once, as it is.
+    single = Subtask(id="s1", specialist="support", instruction=goal, returns="")
+    assert subtask_text(single, [], goal) == goal

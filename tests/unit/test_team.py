@@ -203,7 +203,9 @@ async def test_a_failure_is_replanned_once_when_enabled():
     assert [e.route for e in events if isinstance(e, PlanEvent)] == ["plan", "replan"]
     assert result.replans == 1 and result.failures == []  # the re-plan finished the work left
     assert [r.id for r in result.subtasks] == ["s1", "s2", "s3", "r1"]
-    assert good.model.requests[1].messages[-1].content == "Do r1.\n\nResult of s3 (good):\ns3 done"
+    assert good.model.requests[1].messages[-1].content == (
+        "The user's message, for context:\ngoal\n\nYour part (do only this): Do r1.\n\nResult of s3 (good):\ns3 done"
+    )
     assert result.text == "All done."
     assert "FAILED" not in planner.requests[3].messages[-1].content  # made good: not for the answer to regret
 

@@ -129,7 +129,7 @@ class Engine:
             options = [
                 {
                     "type": "object",
-                    "properties": {"name": {"const": t.name}, "arguments": t.parameters},
+                    "properties": {"name": {"const": t.name}, "arguments": _every_parameter(t.parameters)},
                     "required": ["name", "arguments"],
                 }
                 for t in tools
@@ -307,3 +307,16 @@ def _arguments(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def _every_parameter(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The schema with every parameter required, for a forced call's grammar.
+
+    When all parameters are optional, a small model under a grammar takes the shortest
+    way out, `{}`, and the tool has nothing to go on. Made to write each one (null where
+    the tool allows it), it fills in what the request says.
+    """
+    properties = parameters.get("properties")
+    if not properties:
+        return parameters
+    return {**parameters, "required": list(properties)}

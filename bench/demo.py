@@ -1,0 +1,116 @@
+"""The demo goal end to end on the in-process model: wall time, model calls, tokens, and what came out.
+
+    python -m bench.demo [--runs 1]
+
+Runs `llmos demo`'s team on DEMO_GOAL (support + recommendation + analysis) with the default
+local model, as `make demo` does, and records per run: wall time, time to the plan, each
+subtask's time and outcome, model calls and tokens, and whether the answer cites a policy
+document. The baseline in the same run is the subtasks' own times added up: against the
+wall time of the subtask phase it shows how much running them side by side saved. The
+in-process backend serves one generation at a time (a FIFO queue), so the overlap comes
+from tools and waiting, not from decoding; on vLLM, subtasks also decode together (see
+bench/parallel_plan.py). Writes bench/results/demo.json. About 4-8 minutes a run on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+
+from bench.common import print_table, write_results
+from llmos.agents import ErrorEvent, FinalEvent, PlanEvent, SubtaskFinishedEvent, SubtaskStartedEvent
+from llmos.demo import prepare_demo
+from llmos.demo.team import DEMO_GOAL, demo_team
+from llmos.llm import get_model
+
+MODEL = "qwen2.5-coder-0.5b"
+
+
+async def one_run(team) -> dict:
+    started = time.perf_counter()
+    plan_s = first_start = last_finish = None
+    subtasks, result, error = [], None, None
+    async for event in team.stream(DEMO_GOAL):
+        now = time.perf_counter() - started
+        if isinstance(event, PlanEvent) and plan_s is None:
+            plan_s = now
+        elif isinstance(event, SubtaskStartedEvent):
+            first_start = now if first_start is None else first_start
+        elif isinstance(event, SubtaskFinishedEvent):
+            last_finish = now
+            r = event.result
+            subtasks.append(
+                {
+                    "id": r.id, "specialist": r.specialist, "ok": r.ok, "seconds": r.duration_s,
+                    "model_calls": r.run.model_calls if r.run else 0, "tool_calls": r.run.tool_calls if r.run else 0,
+                    "error": r.error,
+                }
+            )  # fmt: skip
+        elif isinstance(event, FinalEvent):
+            result = event.result
+        elif isinstance(event, ErrorEvent) and event.subtask is None:
+            error = event.message
+    wall = time.perf_counter() - started
+    sources = [s.citation for s in result.sources] if result else []
+    phase = (last_finish - first_start) if first_start is not None and last_finish is not None else 0.0
+    return {
+        "wall_s": wall,
+        "plan_s": plan_s,
+        "route": result.route if result else None,
+        "specialists": sorted({s["specialist"] for s in subtasks}),
+        "subtasks": subtasks,
+        "subtasks_ok": sum(s["ok"] for s in subtasks),
+        "subtask_phase_s": phase,
+        "subtask_seconds_added_up": sum(s["seconds"] for s in subtasks),
+        "model_calls": result.model_calls if result else None,
+        "prompt_tokens": result.usage.prompt_tokens if result else None,
+        "completion_tokens": result.usage.completion_tokens if result else None,
+        "sources": sources,
+        "cites_a_policy": any(s.startswith("policies/") for s in sources),
+        "answer": result.text if result else None,
+        "error": error,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+
+    load_at_start = os.getloadavg()
+    stores = prepare_demo()
+    model = get_model(MODEL)
+    runs = []
+    try:
+        for _ in range(args.runs):
+            runs.append(await one_run(demo_team(stores, model)))
+    finally:
+        await model.aclose()
+    rows = [
+        [
+            i + 1, r["wall_s"], r["plan_s"], f"{r['subtasks_ok']}/{len(r['subtasks'])}", ", ".join(r["specialists"]),
+            r["model_calls"], f"{r['prompt_tokens']}+{r['completion_tokens']}",
+            r["subtask_seconds_added_up"] / r["subtask_phase_s"] if r["subtask_phase_s"] else 0.0, r["cites_a_policy"],
+        ]
+        for i, r in enumerate(runs)
+    ]  # fmt: skip
+    print_table(
+        f"The demo goal on the in-process {MODEL}",
+        ["run", "wall s", "plan s", "subtasks ok", "specialists", "model calls", "tokens (prompt+completion)",
+         "subtask overlap", "cites a policy"],
+        rows,
+    )  # fmt: skip
+    path = write_results(
+        "demo",
+        {
+            "model": MODEL, "backend": "in-process", "goal": DEMO_GOAL, "runs": runs,
+            "environment": {"load_average_at_start": load_at_start, "load_average": os.getloadavg()},
+        },
+    )  # fmt: skip
+    print(f"Wrote {path}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
