@@ -38,7 +38,11 @@ OutputT = TypeVar("OutputT")
 
 
 class Budget(BaseModel):
-    """Limits of one run. A run that reaches one stops with BudgetExceededError."""
+    """Limits of one run. A run that reaches one stops with BudgetExceededError.
+
+    The last of `max_steps` is kept for the answer: it is asked without tools, so a model
+    that would go on calling them answers from what it has instead of failing the run.
+    """
 
     max_steps: int = Field(8, ge=1, description="Model calls, tool-using steps and the final answer together.")
     max_tokens: int | None = Field(None, ge=1, description="Prompt plus completion tokens over the whole run.")
@@ -146,6 +150,8 @@ class Agent(Generic[OutputT]):
                     f"Agent '{self.name}' used all {self.budget.max_steps} steps without a final answer. "
                     "Raise Budget(max_steps=...) or simplify the task."
                 )
+            if calls_made == self.budget.max_steps - 1 and calls_made > 0 and answer_now is None:
+                answer_now = prompts.ANSWER_NOW  # the last step of the budget answers
             request = self._request(
                 messages, structured=structured_now, answer_now=answer_now, first=calls_made == 0, retry_tool=retry_tool
             )

@@ -281,3 +281,11 @@ async def test_a_call_with_bad_arguments_is_retried_with_the_tool_forced():
     result = await Agent("a", tools=[add, explode], model=model).run("1+2?")
     assert result.output == "3"
     assert [r.tool_choice for r in model.requests] == ["auto", "add", "auto"]
+
+
+async def test_the_last_step_of_the_budget_answers_without_tools():
+    model = ScriptedModel([ToolCall.make("add", {"a": 1, "b": 1}), ToolCall.make("add", {"a": 2, "b": 2}), "2 and 4."])
+    result = await Agent("a", tools=[add], model=model, budget=Budget(max_steps=3)).run("add things")
+    assert result.output == "2 and 4." and result.model_calls == 3
+    assert [r.tool_choice for r in model.requests] == ["auto", "auto", "none"]
+    assert model.requests[-1].messages[-1].content == prompts.ANSWER_NOW

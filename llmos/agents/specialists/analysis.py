@@ -474,5 +474,5 @@ def analysis_agent(stores: DemoStores, model: ChatModel | str | None = None, csv
         tools=analysis_tools(stores, csv_dirs),
         model=model,
         tool_choice="required",  # a specialist always looks something up before it answers
-        budget=Budget(max_steps=5),
+        budget=Budget(max_steps=3),
     )

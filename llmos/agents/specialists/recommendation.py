@@ -185,5 +185,5 @@ def recommendation_agent(stores: DemoStores, model: ChatModel | str | None = Non
         tools=recommendation_tools(stores),
         model=model,
         tool_choice="required",  # a specialist always looks something up before it answers
-        budget=Budget(max_steps=4),
+        budget=Budget(max_steps=2),
     )

@@ -297,5 +297,5 @@ def support_agent(stores: DemoStores, model: ChatModel | str | None = None) -> A
         tools=support_tools(stores),
         model=model,
         tool_choice="search_policies",  # support answers from the policies first, so its answers cite them
-        budget=Budget(max_steps=6),
+        budget=Budget(max_steps=4),
     )
