@@ -27,3 +27,18 @@ async def test_the_demo_goal_is_planned_for_support_recommendation_and_analysis(
     plan = await planner.plan(DEMO_GOAL)
     assert {s.specialist for s in plan.subtasks} == {"support", "recommendation", "analysis"}
     assert all(not s.depends_on for s in plan.subtasks)  # independent: they run side by side
+
+
+async def test_the_demo_goal_gets_an_answer_that_cites_a_policy_document(stores, local_model):
+    from llmos.demo import DATA_DIR
+
+    result = await demo_team(stores, local_model).run(DEMO_GOAL)
+    assert result.route == "plan"
+    support = [r for r in result.subtasks if r.specialist == "support"]
+    assert support and support[0].ok, support
+    policy_files = {p.name for p in (DATA_DIR / "policies").glob("*.md")}
+    cited = [s for s in result.sources if s.citation.split(",")[0] in policy_files]
+    assert cited, result.sources
+    # The numbered source list is written by code after the answer, from what the tools returned.
+    body, _, listed = result.text.partition("\nSources:\n")
+    assert f"[{cited[0].number}] {cited[0].citation}" in listed

@@ -45,6 +45,14 @@ async def test_damaged_safety_item_requires_escalation(tools):
     assert not delivered.escalation_required
 
 
+async def test_an_order_number_without_its_letter_or_ids_swapped_still_find_the_order(tools):
+    assert (await tools["lookup_order"](customer_id="C001", order_id="1090")).id == "O1090"
+    assert (await tools["lookup_order"](customer_id="O1090", order_id="C001")).id == "O1090"
+    # Swapped or not, another customer's order stays refused.
+    result = await call(tools["lookup_order"], customer_id="O1090", order_id="C002")
+    assert result.is_error and "does not belong" in result.content and "Stove" not in result.content
+
+
 async def test_unknown_order(tools):
     result = await call(tools["lookup_order"], customer_id="C001", order_id="O9999")
     assert result.is_error and "No order" in result.content

@@ -186,4 +186,5 @@ def recommendation_agent(stores: DemoStores, model: ChatModel | str | None = Non
         model=model,
         tool_choice="required",  # a specialist always looks something up before it answers
         budget=Budget(max_steps=2),
+        max_tokens_per_call=256,  # two or three sentences, or a few calls; a runaway answer is cut short
     )

@@ -127,8 +127,10 @@ class SupportDesk:
             order_id: The order id, like O1003.
         """
         with self.stores.session() as db:
+            if customer_id.strip().upper().startswith("O") and order_id.strip().upper().startswith("C"):
+                customer_id, order_id = order_id, customer_id  # the two ids given the wrong way round
             self._customer(db, customer_id)
-            order = db.get(OrderRow, order_id.strip().upper())
+            order = db.get(OrderRow, _order_key(order_id))
             if order is None:
                 raise NotFoundError(f"No order {order_id!r}. Ask the customer to check the order number (like O1003).")
             if order.customer_id != customer_id.strip().upper():
@@ -238,7 +240,7 @@ class SupportDesk:
         return row
 
     def _own_order(self, db, customer_id: str, order_id: str) -> str:
-        order = db.get(OrderRow, order_id.strip().upper())
+        order = db.get(OrderRow, _order_key(order_id))
         if order is None:
             raise NotFoundError(f"No order {order_id!r}. Ask the customer to check the order number.")
         if order.customer_id != customer_id.strip().upper():
@@ -249,6 +251,12 @@ class SupportDesk:
         item = self.stores.items.get(item_id)
         return OrderLine(item_id=item_id, name=item.name if item else item_id, category=item.category if item else "",
                          quantity=quantity, price=price)
+
+
+def _order_key(order_id: str) -> str:
+    """An order id as stored: "o1090" and "1090" both mean O1090 (customers often drop the letter)."""
+    key = order_id.strip().upper()
+    return f"O{key}" if key.isdigit() else key
 
 
 def _total(order: OrderRow) -> float:
@@ -298,4 +306,5 @@ def support_agent(stores: DemoStores, model: ChatModel | str | None = None) -> A
         model=model,
         tool_choice="search_policies",  # support answers from the policies first, so its answers cite them
         budget=Budget(max_steps=4),
+        max_tokens_per_call=256,  # two or three sentences, or a few calls; a runaway answer is cut short
     )
