@@ -41,6 +41,7 @@ bench: models vllm
 	$(PY) -m bench.vllm_concurrency
 	$(PY) -m bench.parallel_plan
 	$(PY) -m bench.knowledge
+	$(PY) -m bench.demo
 
 clean:
 	rm -rf $(VENV) .venv-vllm .pytest_cache
