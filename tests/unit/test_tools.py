@@ -389,20 +389,6 @@ async def test_langchain_tool_with_a_json_schema() -> None:
     assert bad.is_error and "n: 'x' is not of type 'integer'" in bad.content
 
 
-async def test_run_overhead_is_small() -> None:
-    @tool
-    async def echo(text: str) -> str:
-        """Echo."""
-        return text
-
-    await echo.run('{"text": "warm"}')
-    started = time.perf_counter()
-    for _ in range(1000):
-        await echo.run('{"text": "hello"}')
-    per_call = (time.perf_counter() - started) / 1000
-    assert per_call < 200e-6, f"run() costs {per_call * 1e6:.0f} µs per call"
-
-
 async def test_string_hints_naming_local_classes_and_bound_methods() -> None:
     class Item(BaseModel):  # local class named by a string hint (this file uses `from __future__ import annotations`)
         sku: str
