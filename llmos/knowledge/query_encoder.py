@@ -65,23 +65,21 @@ class OnnxQueryEncoder:
 
         A cached graph that fails (damaged, or from another version of the model) is exported again.
         """
-        pooling = _pooling_mode(model)
-        if pooling is None:
-            return None
         path = cache_path(model_name)
-        cached = path.read_bytes() if path.is_file() else None
-        for graph in (cached, None) if cached else (None,):
+        # The cached graph first, if there is one; then (None) a fresh export.
+        for cached in ([path] if path.is_file() else []) + [None]:
             try:
-                fresh = graph is None
-                if graph is None:
-                    graph = _export(model, pooling)
+                pooling = _pooling_mode(model)
+                if pooling is None:
+                    return None
+                graph = cached.read_bytes() if cached else _export(model, pooling)
                 encoder = cls(model, graph, max(1, min(threads, os.cpu_count() or 1)))
                 agreement = min(float(encoder.encode(t) @ reference(t)) for t in PROBES)
             except Exception as exc:  # onnx not installed, an export the model does not support, a damaged file
                 log.info("Query embeddings stay on torch for now: %s", exc)
                 continue
             if agreement >= AGREEMENT:
-                if fresh:
+                if cached is None:
                     _save(path, graph)
                 return encoder
             log.warning("The exported query encoder disagrees with the model (cosine %.5f).", agreement)
