@@ -14,7 +14,7 @@ from llmos.errors import LLMOSError
 app = typer.Typer(help="llmos: multi-agent, tool-using assistants.", no_args_is_help=True, add_completion=False)
 models_app = typer.Typer(help="List known models, or prepare one.", invoke_without_command=True)
 app.add_typer(models_app, name="models")
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -27,7 +27,7 @@ class EventRenderer:
     subtask finishes; the answer to the user streams."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(highlight=False, soft_wrap=True)
         self._started = time.perf_counter()
         self._streamed = ""
         self._in_text = False

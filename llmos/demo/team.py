@@ -27,8 +27,17 @@ PLAN_EXAMPLE = (
 PLANNER_INSTRUCTIONS = f"\nYou work for {COMPANY}, an outdoor-gear shop."
 
 
-def demo_team(stores: DemoStores, model: ChatModel | str | None = None, *, route: bool = False) -> Team:
-    """The team over the demo stores; one model instance serves the planner and every specialist."""
+def demo_team(
+    stores: DemoStores,
+    model: ChatModel | str | None = None,
+    *,
+    route: bool = False,
+    subtask_timeout: float | None = 300.0,
+) -> Team:
+    """The team over the demo stores; one model instance serves the planner and every specialist.
+
+    subtask_timeout: seconds per subtask attempt; None bounds subtasks by their steps and tokens only.
+    """
     if not isinstance(model, ChatModel):
         model = get_model(model)
     return Team(
@@ -39,4 +48,5 @@ def demo_team(stores: DemoStores, model: ChatModel | str | None = None, *, route
         # The small default model routes a goal with several intents to one specialist,
         # so the demo always plans (a plan of one still skips the synthesis call).
         route=route,
+        subtask_timeout=subtask_timeout,
     )

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from llmos.errors import LLMOSError
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 kb_app = typer.Typer(help="Inspect the knowledge base.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure quality on evaluation data.", no_args_is_help=True)
 

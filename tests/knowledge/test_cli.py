@@ -55,3 +55,11 @@ def test_eval_retrieval(tmp_path, minilm):
     assert data["_meta"]["queries"] == 2
     # The corpus embeddings were cached under LLMOS_HOME.
     assert list((tmp_path / "home" / "knowledge" / "eval-cache").glob("*.npy"))
+
+
+def test_errors_are_printed_unwrapped_whatever_the_path_length(tmp_path):
+    """Logs and scripts read error messages: a long path must not be broken across lines."""
+    missing = tmp_path / ("a" * 70) / ("b" * 70) / "missing"
+    result = runner.invoke(app, ["ingest", str(missing), "--kb", str(tmp_path / "kb")])
+    assert result.exit_code == 1
+    assert f"{missing} does not exist" in result.output, result.output
