@@ -18,12 +18,12 @@ import numpy as np
 from llmos.errors import ConfigError, EmbeddingError, KnowledgeError
 from llmos.knowledge.types import Chunk, Hit, Location
 
-_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,59}$")
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,59}")  # fullmatch: `$` would let a final newline through
 _TAG = "tag:"  # each tag is a boolean metadata key, so that Chroma can filter on it exactly
 
 
 def check_tenant(tenant: str) -> str:
-    if not _TENANT.match(tenant):
+    if not isinstance(tenant, str) or not _TENANT.fullmatch(tenant):
         raise ConfigError(f"Tenant name {tenant!r} is not usable: use 1-60 letters, digits, '_' or '-', starting with a letter or digit.")
     return tenant
 

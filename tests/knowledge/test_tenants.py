@@ -35,7 +35,7 @@ def test_tenants_are_isolated(tmp_path, hash_embedder):
     assert kbs["globex"].stats().chunks == 0 and reopened.stats().chunks == 1
 
 
-@pytest.mark.parametrize("bad", ["", "a b", "../x", "x" * 61, "-x"])
+@pytest.mark.parametrize("bad", ["", "a b", "../x", "x" * 61, "-x", "acme\n", "acme\r\n"])
 def test_bad_tenant_names(tmp_path, hash_embedder, bad):
     with pytest.raises(ConfigError):
         KnowledgeBase(tmp_path / "kb", tenant=bad, embedder=hash_embedder)
