@@ -77,6 +77,11 @@ class OpenAIModel(ChatModel):
     def url(self) -> str:
         return f"{self.base_url}/chat/completions"
 
+    @property
+    def shown_url(self) -> str:
+        """The chat URL as error messages show it: without a `user:password@` part."""
+        return without_credentials(self.url)
+
     # --- wire format ----------------------------------------------------------------
 
     def request_body(self, request: ChatRequest, *, stream: bool = True) -> bytes:
@@ -124,13 +129,13 @@ class OpenAIModel(ChatModel):
             async for data in _sse_data(response):
                 if data == "[DONE]":
                     break
-                text = answer.add(_decode_chunk(data, self.url))
+                text = answer.add(_decode_chunk(data, self.shown_url))
                 if text and show_text:
                     yield TextDelta(text=text)
         except httpx.TransportError as exc:
             # Not retried: deltas may already be out, and a second answer would repeat them.
             raise ModelConnectionError(
-                f"The connection to {self.url} broke in the middle of an answer ({type(exc).__name__}: {exc})."
+                f"The connection to {self.shown_url} broke in the middle of an answer ({type(exc).__name__}: {exc})."
             ) from exc
         finally:
             # Also runs on cancellation: closing the response drops the connection, which stops the server.
@@ -165,11 +170,11 @@ class OpenAIModel(ChatModel):
     def _unreachable(self, exc: httpx.TransportError) -> ModelConnectionError:
         if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
             return ModelConnectionError(
-                f"{self.url} did not answer in time ({type(exc).__name__}) after {self.max_retries + 1} attempts: "
+                f"{self.shown_url} did not answer in time ({type(exc).__name__}) after {self.max_retries + 1} attempts: "
                 "the server may be overloaded; raise LLMOS_READ_TIMEOUT or try again."
             )
         return ModelConnectionError(
-            f"could not reach {self.url}: is the server running? start one with `llmos serve-model` "
+            f"could not reach {self.shown_url}: is the server running? start one with `llmos serve-model` "
             f"({type(exc).__name__}: {exc or 'no details'})."
         )
 
@@ -178,22 +183,22 @@ class OpenAIModel(ChatModel):
         message = _server_message(response)
         if status in (401, 403):
             return ModelError(
-                f"{self.url} refused the request ({status}: {message}): set LLMOS_API_KEY to a key the server accepts."
+                f"{self.shown_url} refused the request ({status}: {message}): set LLMOS_API_KEY to a key the server accepts."
             )
         if _about_missing_model(status, message, self.name):
             return ModelNotFoundError(
-                f"The server at {self.base_url} has no model '{self.name}' ({message}). "
+                f"The server at {without_credentials(self.base_url)} has no model '{self.name}' ({message}). "
                 f"{await self._models_hint()}"
             )
         if status == 404:
             return ModelError(
-                f"No chat endpoint at {self.url} (404: {message}): the base URL usually ends in /v1."
+                f"No chat endpoint at {self.shown_url} (404: {message}): the base URL usually ends in /v1."
             )
         if status == 400 and "context length" in message.lower():
             return PromptError(f"The prompt is too long for '{self.name}': {message}")
         if _retryable(status):
-            return ModelError(f"{self.url} answered {status} after {attempts} attempts: {message}")
-        return ModelError(f"{self.url} refused the request ({status}): {message}")
+            return ModelError(f"{self.shown_url} answered {status} after {attempts} attempts: {message}")
+        return ModelError(f"{self.shown_url} refused the request ({status}): {message}")
 
     async def _models_hint(self) -> str:
         """Name the models the server does serve, when it says."""
@@ -348,3 +353,14 @@ def _about_missing_model(status: int, message: str, model: str) -> bool:
         return model.lower() in text or "model" in text
     # Some servers answer 400 for an unknown model; "model" alone is not enough (context-length errors say it).
     return status == 400 and "model" in text and ("does not exist" in text or "not found" in text)
+
+
+def without_credentials(url: str) -> str:
+    """`url` with any `user:password@` replaced by `***@`, so that it can be printed or logged."""
+    try:
+        parsed = httpx.URL(url)
+    except Exception:  # noqa: BLE001 - not a URL: show nothing of it that could hold a secret
+        return "<invalid URL>"
+    if not parsed.userinfo:
+        return url
+    return str(parsed.copy_with(username=None, password=None)).replace("://", "://***@", 1)

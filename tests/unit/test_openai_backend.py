@@ -396,3 +396,17 @@ def test_registry_url_form_and_errors(settings_env):
         get_model("no-such-model")
     with pytest.raises(Exception, match="LLMOS_BASE_URL is not set"):
         get_model("openai:m")
+
+
+@pytest.mark.parametrize(
+    "response",
+    [httpx.ConnectError("Connection refused"), httpx.Response(500, json={"error": "boom"}), httpx.Response(401)],
+)
+async def test_errors_never_show_the_password_in_the_url(no_waiting, response):
+    server = Server(*[response] * 4)
+    client = httpx.AsyncClient(transport=httpx.MockTransport(server))
+    model = OpenAIModel("m", "http://bob:s3cret@vllm.test/v1", client=client)
+    with pytest.raises(ModelError) as caught:
+        await model.chat(ask())
+    assert "s3cret" not in str(caught.value) and "bob" not in str(caught.value)
+    assert "http://***@vllm.test/v1/chat/completions" in str(caught.value)
