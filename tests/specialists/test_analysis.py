@@ -109,7 +109,8 @@ async def test_csv_stats(stores, tmp_path):
         ("a,b\n1,2\n3,4,5\n", "line 3 has 3 fields"),
         ("a,b\n", "no data rows"),
         ('a,b\n"unclosed,2\n', "not valid CSV"),
-        (b"\xff\xfe\x00binary", "not a UTF-8"),
+        (b"\xff\xfebinary", "not a UTF-8"),
+        (b"a,b\n1,\x00\n", "binary data"),
     ],
 )
 async def test_malformed_csv_is_a_tool_error(stores, tmp_path, content, message):
@@ -127,6 +128,38 @@ async def test_csv_outside_allowed_folders_is_refused(stores, tmp_path):
     for path in (str(tmp_path / "secret.csv"), "../secret.csv"):
         result = await tools["csv_stats"].run(json.dumps({"path": path}))
         assert result.is_error and "allowed folders" in result.content
+
+
+async def test_csv_stats_reads_no_folder_unless_the_caller_gives_one(stores, tmp_path, monkeypatch):
+    (tmp_path / "orders.csv").write_text("a\n1\n")
+    monkeypatch.chdir(tmp_path)  # the working directory is not readable by default either
+    from llmos.agents.specialists import analysis_tools
+
+    csv_stats = {t.name: t for t in analysis_tools(stores)}["csv_stats"]
+    for path in ("orders.csv", str(tmp_path / "orders.csv")):
+        result = await csv_stats.run(json.dumps({"path": path}))
+        assert result.is_error and "no folder" in result.content
+
+
+async def test_csv_stats_reads_csv_files_only_and_never_their_secrets(stores, tmp_path):
+    (tmp_path / ".env").write_text("LLMOS_API_KEY=sk-very-secret\n")
+    (tmp_path / "shadow").write_text("root:$6$hash:19000:0:99999:7:::\n")
+    tools = analyst_tools(stores, tmp_path)
+    for name in (".env", "shadow"):
+        result = await tools["csv_stats"].run(json.dumps({"path": name}))
+        assert result.is_error and "CSV files only" in result.content
+        assert "sk-very-secret" not in result.content and "$6$" not in result.content
+
+
+def test_csv_stats_refuses_files_over_its_size_cap(tmp_path):
+    from llmos.agents.specialists.analysis import csv_statistics
+    from llmos.errors import InvalidDataError
+
+    big = tmp_path / "big.csv"
+    big.write_text("a,b\n" + "1,2\n" * 1000)
+    with pytest.raises(InvalidDataError, match="up to"):
+        csv_statistics(big, max_bytes=1000)
+    assert csv_statistics(big).rows == 1000
 
 
 def test_classifier_is_trained_once_per_embedder(stores):

@@ -264,10 +264,24 @@ def draw_chart(periods: list[PeriodStats], path: Path, title: str, alert_period:
     return path
 
 
-def csv_statistics(path: Path) -> CsvStats:
+CSV_MAX_BYTES = 20 * 1024 * 1024
+"""The largest file csv_stats reads: it loads the file whole, and a model must not make it read gigabytes."""
+
+
+def csv_statistics(path: Path, *, max_bytes: int = CSV_MAX_BYTES) -> CsvStats:
     """Count, mean, min and max per column. A column is numeric when every non-empty value is a number."""
+    if path.suffix.lower() != ".csv":
+        raise InvalidDataError(f"{path.name} is not a .csv file; csv_stats reads CSV files only.")
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InvalidDataError(
+                f"{path.name} is {size / 1e6:.1f} MB; csv_stats reads files up to {max_bytes / 1e6:.0f} MB."
+            )
+        raw = path.read_bytes()
+        if b"\x00" in raw:
+            raise InvalidDataError(f"{path.name} holds binary data, not CSV text.")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidDataError(f"{path.name} is not a UTF-8 text file; give a CSV file.") from None
     except OSError as exc:
@@ -322,7 +336,8 @@ class ReviewAnalyst:
 
     def __init__(self, stores: DemoStores, csv_dirs: list[Path] | None = None) -> None:
         self.stores = stores
-        self.csv_dirs = [p.resolve() for p in (csv_dirs or [stores.root, DATA_DIR, Path.cwd()])]
+        # None: no folder at all. Which files a model may read is the caller's decision, never a default.
+        self.csv_dirs = [Path(p).resolve() for p in (csv_dirs or [])]
         self._labels: list[TextLabel] | None = None
         self._lock = threading.Lock()
         with open(stores.reviews_csv, newline="") as f:
@@ -445,7 +460,9 @@ class ReviewAnalyst:
 
     def _allowed(self, path: str) -> Path:
         """Only files inside the allowed folders: a model must not read arbitrary files."""
-        given = Path(path).expanduser()
+        if not self.csv_dirs:
+            raise InvalidDataError("csv_stats may read no folder here (none was configured); answer without it.")
+        given = Path(path)
         candidates = [given] if given.is_absolute() else [d / given for d in self.csv_dirs]
         for candidate in candidates:
             resolved = candidate.resolve()
@@ -466,7 +483,7 @@ def analysis_tools(stores: DemoStores, csv_dirs: list[Path] | None = None) -> li
 
 
 def analysis_agent(stores: DemoStores, model: ChatModel | str | None = None, csv_dirs: list[Path] | None = None) -> Agent[str]:
-    """The analysis specialist over the demo reviews; `csv_dirs` are the folders csv_stats may read (default: the demo folders and the working directory)."""
+    """The analysis specialist over the demo reviews; `csv_dirs` are the folders csv_stats may read (default: none)."""
     return Agent(
         "analysis",
         description="Analyses review sentiment over time, detects spikes of negative reviews, draws charts, and describes CSV files.",
