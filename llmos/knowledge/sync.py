@@ -253,11 +253,15 @@ class Syncer:
             return None
         try:
             sections = load(path, self.max_bytes, data)
+            chunks = self.chunker.split(sections, source, digest, tags)
         except LoaderError as exc:
             # A file that turned bad keeps its last good chunks: nothing stored is lost.
             summary.skipped.append(Skipped(path=source, reason=str(exc)))
             return None
-        chunks = self.chunker.split(sections, source, digest, tags)
+        except Exception as exc:  # noqa: BLE001 - a parser's own failure (deep JSON, a huge CSV field...) is this file's alone
+            reason = f"could not be read ({type(exc).__name__}: {str(exc)[:200]}); fix or remove the file"
+            summary.skipped.append(Skipped(path=source, reason=reason))
+            return None
         return source, digest, chunks, known is None
 
     def _write(self, batch: list[tuple[str, str, list[Chunk], bool]], vectors: np.ndarray, summary: SyncSummary, bar) -> None:

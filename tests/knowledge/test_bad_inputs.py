@@ -67,3 +67,19 @@ def test_missing_path_is_a_clear_error(tmp_path, hash_embedder):
     kb = KnowledgeBase(tmp_path / "kb", embedder=hash_embedder)
     with pytest.raises(LoaderError, match="does not exist"):
         kb.ingest(tmp_path / "nope")
+
+
+def test_a_file_that_breaks_its_parser_is_skipped_and_the_rest_go_in(tmp_path, hash_embedder):
+    """Deep JSON (RecursionError) and a CSV field over csv's limit (_csv.Error) once aborted the whole run."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (docs / "wide.csv").write_text("name,notes\nx," + "y" * 200_000 + "\n")
+    (docs / "good.md").write_text("# Returns\n\nTents can be returned within 30 days.")
+    (docs / "good.txt").write_text("Shipping takes three days.")
+
+    summary = KnowledgeBase(tmp_path / "kb", embedder=hash_embedder).ingest(docs)
+
+    assert sorted(os.path.basename(p) for p in summary.added) == ["good.md", "good.txt"], summary
+    reasons = {os.path.basename(s.path): s.reason for s in summary.skipped}
+    assert set(reasons) == {"deep.json", "wide.csv"}, reasons
