@@ -53,8 +53,8 @@ class BM25Index:
         import bm25s
 
         retriever, terms = None, None
-        if ids:
-            tokens = self._tokenize(texts)
+        tokens = self._tokenize(texts) if ids else None
+        if tokens is not None and tokens.vocab:  # chunks of only punctuation or stopwords have no words to index
             retriever = bm25s.BM25()
             retriever.index(tokens, show_progress=False)
             terms = _term_counts(tokens.ids)
@@ -65,7 +65,7 @@ class BM25Index:
             retriever.save(str(tmp), show_progress=False)
             np.savez(tmp / _TERMS, indptr=terms[0], indices=terms[1], counts=terms[2])
         (tmp / "ids.json").write_text(json.dumps(ids))
-        (tmp / _STATE).write_text(json.dumps({"version": version, "count": len(ids)}))
+        (tmp / _STATE).write_text(json.dumps({"version": version, "count": len(ids), "indexed": retriever is not None}))
         old = self.folder.with_name(self.folder.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if self.folder.exists():
@@ -79,9 +79,10 @@ class BM25Index:
 
         state = json.loads((self.folder / _STATE).read_text())
         ids = json.loads((self.folder / "ids.json").read_text())
-        retriever = bm25s.BM25.load(str(self.folder), show_progress=False) if ids else None
+        indexed = bool(ids) and state.get("indexed", True)
+        retriever = bm25s.BM25.load(str(self.folder), show_progress=False) if indexed else None
         terms, version = None, state["version"]
-        if ids:
+        if indexed:
             if (self.folder / _TERMS).is_file():
                 with np.load(self.folder / _TERMS) as saved:
                     terms = (saved["indptr"], saved["indices"], saved["counts"])

@@ -83,3 +83,17 @@ def test_a_file_that_breaks_its_parser_is_skipped_and_the_rest_go_in(tmp_path, h
     assert sorted(os.path.basename(p) for p in summary.added) == ["good.md", "good.txt"], summary
     reasons = {os.path.basename(s.path): s.reason for s in summary.skipped}
     assert set(reasons) == {"deep.json", "wide.csv"}, reasons
+
+
+def test_a_knowledge_base_of_only_wordless_files_still_ingests_and_searches(tmp_path, hash_embedder):
+    """A file of only '#' gave bm25s an empty vocabulary (ValueError) and stopped the ingestion."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "hashes.txt").write_text("#" * 40)
+    kb = KnowledgeBase(tmp_path / "kb", embedder=hash_embedder)
+    assert [os.path.basename(p) for p in kb.ingest(docs).added] == ["hashes.txt"]
+    assert kb.search("tents", k=3, mode="bm25") == []
+    (docs / "tents.txt").write_text("Tents can be returned within 30 days.")
+    kb.ingest(docs)
+    reopened = KnowledgeBase(tmp_path / "kb", embedder=hash_embedder)
+    assert reopened.search("tents returned", k=1, mode="bm25")[0].source.endswith("tents.txt")
