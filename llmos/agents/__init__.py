@@ -4,6 +4,7 @@ from llmos.agents.agent import Agent, Budget
 from llmos.agents.citations import Source
 from llmos.agents.events import (
     AgentEvent,
+    ApprovalEvent,
     ErrorEvent,
     FinalEvent,
     PlanEvent,
@@ -23,6 +24,7 @@ from llmos.agents.team import Team, TeamResult
 __all__ = [
     "Agent",
     "AgentEvent",
+    "ApprovalEvent",
     "Budget",
     "ErrorEvent",
     "FinalEvent",

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from llmos.agents import prompts
 from llmos.agents.events import (
     AgentEvent,
+    ApprovalEvent,
     ErrorEvent,
     FinalEvent,
     RunResult,
@@ -33,6 +34,7 @@ from llmos.errors import (
 from llmos.llm.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, UserMessage
 from llmos.llm.model import ChatModel, ChatRequest, OutputSchema, TextDelta, ToolChoice, Usage
 from llmos.tools import Tool, ToolResult, as_tool
+from llmos.tools.context import ApprovalRequest, RunContext
 
 OutputT = TypeVar("OutputT")
 
@@ -54,6 +56,8 @@ class Agent(Generic[OutputT]):
 
     `await agent.run(task)` returns a RunResult; `agent.stream(task)` yields typed events
     and ends with a FinalEvent or an ErrorEvent; `agent.run_sync(task)` is for scripts.
+    Each takes `context=RunContext(user=..., tenant=..., approver=...)`: who the run is for,
+    passed to the tools that ask for it, and who approves side-effecting calls.
 
     tool_choice: what the first step may do: "auto" (the model decides), "required" or a
     tool's name (it must call one first: for specialists that always look something up, and
@@ -100,35 +104,41 @@ class Agent(Generic[OutputT]):
 
     # --- public entry points ---------------------------------------------------------
 
-    async def run(self, task: str, *, history: Sequence[Message] = ()) -> RunResult:
+    async def run(
+        self, task: str, *, history: Sequence[Message] = (), context: RunContext | None = None
+    ) -> RunResult:
         """Run to the final answer. Raises an LLMOSError (e.g. BudgetExceededError) when the run cannot finish."""
-        async with aclosing(self._loop(task, history)) as events:
+        async with aclosing(self._loop(task, history, context or RunContext())) as events:
             async for event in events:
                 if isinstance(event, FinalEvent):
                     return event.result
         raise AssertionError("agent loop ended without a final answer")
 
-    async def stream(self, task: str, *, history: Sequence[Message] = ()) -> AsyncIterator[AgentEvent]:
+    async def stream(
+        self, task: str, *, history: Sequence[Message] = (), context: RunContext | None = None
+    ) -> AsyncIterator[AgentEvent]:
         """Yield events as they happen. Errors end the stream with an ErrorEvent instead of raising."""
         try:
-            async with aclosing(self._loop(task, history)) as events:
+            async with aclosing(self._loop(task, history, context or RunContext())) as events:
                 async for event in events:
                     yield event
         except Exception as exc:  # noqa: BLE001 - the stream reports every failure as an event
             message = str(exc) if isinstance(exc, LLMOSError) else f"{type(exc).__name__}: {exc}"
             yield ErrorEvent(agent=self.name, error=type(exc).__name__, message=message)
 
-    def run_sync(self, task: str, *, history: Sequence[Message] = ()) -> RunResult:
+    def run_sync(
+        self, task: str, *, history: Sequence[Message] = (), context: RunContext | None = None
+    ) -> RunResult:
         """`run` for scripts without an event loop."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run(task, history=history))
+            return asyncio.run(self.run(task, history=history, context=context))
         raise AgentError("run_sync was called inside a running event loop: use `await agent.run(...)` there.")
 
     # --- the loop ----------------------------------------------------------------------
 
-    async def _loop(self, task: str, history: Sequence[Message]) -> AsyncIterator[AgentEvent]:
+    async def _loop(self, task: str, history: Sequence[Message], context: RunContext) -> AsyncIterator[AgentEvent]:
         if not task.strip():
             raise PromptError(f"Agent '{self.name}' got an empty task: say what it should do.")
         started = time.perf_counter()
@@ -138,6 +148,7 @@ class Agent(Generic[OutputT]):
         calls_made = tool_calls = 0
         failures: dict[str, int] = {}
         done: dict[tuple[str, str], ToolResult] = {}  # successful calls of this run, by name and arguments
+        refused: dict[tuple[str, str], ToolResult] = {}  # calls denied approval: never asked twice in a run
         seen: set[tuple[str, str]] = set()  # (tool, result) pairs the model has already been shown
         answer_now: str | None = None  # a prompt that makes the next step answer without tools
         retry_tool: str | None = None  # a tool whose arguments did not validate: the retry is forced to it
@@ -199,8 +210,27 @@ class Agent(Generic[OutputT]):
 
             for call in message.tool_calls:
                 yield ToolCallEvent(agent=self.name, call=call)
+            # Side-effecting calls wait for the caller's yes, one at a time, before any call of the step runs.
+            for call in message.tool_calls:
+                key = (call.name, _canonical(call.arguments))
+                tool = self.tools.get(call.name)
+                if tool is None or not tool.requires_approval or key in done:
+                    continue
+                if key not in refused:
+                    yield ApprovalEvent(agent=self.name, call=call, status="requested")
+                    async with _wall_clock(deadline, self.name):
+                        reason = await self._approval(tool, call, context)
+                    if reason is not None:
+                        refused[key] = ToolResult(
+                            content=prompts.NOT_APPROVED.format(tool=call.name, reason=reason), is_error=True
+                        )
+                    yield ApprovalEvent(
+                        agent=self.name, call=call, status="denied" if reason else "approved", reason=reason or ""
+                    )
             async with _wall_clock(deadline, self.name):
-                results = await asyncio.gather(*(self._run_tool(call, done) for call in message.tool_calls))
+                results = await asyncio.gather(
+                    *(self._run_tool(call, done, refused, context) for call in message.tool_calls)
+                )
             progress = False
             retry_tool = answer_now = None
             for call, (result, seconds) in zip(message.tool_calls, results):
@@ -253,20 +283,49 @@ class Agent(Generic[OutputT]):
             max_tokens=self.max_tokens_per_call,
         )
 
-    async def _run_tool(self, call: ToolCall, done: dict[tuple[str, str], ToolResult]) -> tuple[ToolResult, float]:
+    async def _approval(self, tool: Tool, call: ToolCall, context: RunContext) -> str | None:
+        """None when the caller approves the call, else why it may not run."""
+        if context.approver is None:
+            return "this run has no one to approve it"
+        request = ApprovalRequest(
+            agent=self.name,
+            call=call,
+            description=tool.description,
+            user=context.user,
+            tenant=context.tenant,
+            session=context.session,
+        )
+        try:
+            async with asyncio.timeout(context.approval_timeout_s):
+                approved = await context.ask_approval(request)
+        except TimeoutError:
+            return f"no answer came within {context.approval_timeout_s:g} s"
+        except Exception as exc:  # noqa: BLE001 - a failing approver denies; it never ends the run
+            return f"the approval failed ({type(exc).__name__}: {exc})"
+        return None if approved else "it was denied"
+
+    async def _run_tool(
+        self,
+        call: ToolCall,
+        done: dict[tuple[str, str], ToolResult],
+        refused: dict[tuple[str, str], ToolResult],
+        context: RunContext,
+    ) -> tuple[ToolResult, float]:
         """Run one call; a call this run already made successfully gets its result again, without side effects."""
         started = time.perf_counter()
         tool = self.tools.get(call.name)
         key = (call.name, _canonical(call.arguments))
         if key in done:
             result = done[key]
+        elif key in refused:
+            result = refused[key]
         elif tool is None:
             result = ToolResult(
                 content=f"There is no tool named '{call.name}'. Available tools: {', '.join(self.tools) or 'none'}.",
                 is_error=True,
             )
         else:
-            result = await tool.run(call.arguments)
+            result = await tool.run(call.arguments, context)
             if not result.is_error:
                 done[key] = result
         return result, time.perf_counter() - started

@@ -59,6 +59,21 @@ class ToolResultEvent(BaseModel):
     subtask: SubtaskId = None
 
 
+class ApprovalEvent(BaseModel):
+    """A call that needs approval: asked ("requested"), then answered ("approved" or "denied").
+
+    The caller's RunContext.approver gives the answer; a stream consumer (a terminal, a web
+    page) shows the request and can feed the approver its user's choice.
+    """
+
+    type: Literal["approval"] = "approval"
+    agent: str
+    call: ToolCall
+    status: Literal["requested", "approved", "denied"]
+    reason: str = Field("", description="Why it was denied: no approver, no answer in time, or the approver said no.")
+    subtask: SubtaskId = None
+
+
 class FinalEvent(BaseModel):
     type: Literal["final"] = "final"
     agent: str
@@ -108,7 +123,7 @@ class SubtaskFinishedEvent(BaseModel):
 
 
 AgentEvent = Annotated[
-    Union[TextDeltaEvent, ToolCallEvent, ToolResultEvent, FinalEvent, ErrorEvent],
+    Union[TextDeltaEvent, ToolCallEvent, ApprovalEvent, ToolResultEvent, FinalEvent, ErrorEvent],
     Field(discriminator="type"),
 ]
 
@@ -119,6 +134,7 @@ TeamEvent = Annotated[
         SubtaskFinishedEvent,
         TextDeltaEvent,
         ToolCallEvent,
+        ApprovalEvent,
         ToolResultEvent,
         FinalEvent,
         ErrorEvent,

@@ -9,6 +9,11 @@ ASSISTANT_INSTRUCTIONS = (
     "After a tool result, answer the user in one or two sentences that state the result."
 )
 
+NOT_APPROVED = (
+    "The call to {tool} did not run: it needs approval, and {reason}. Do not call it again. "
+    "Tell the user that this needs a person's approval."
+)
+
 STRUCTURED_FINAL = "Now give your final answer as a JSON object that matches the required schema."
 
 ANSWER_NOW = "Using the tool results above, write the answer to my question in one sentence. Do not call tools."

@@ -33,6 +33,7 @@ from llmos.agents.plan import Plan, Subtask, validate_plan
 from llmos.errors import BudgetExceededError, ModelConnectionError, PlanError
 from llmos.llm.messages import Message
 from llmos.llm.model import ChatModel, ChatRequest, ChatResponse, TextDelta, Usage
+from llmos.tools.context import RunContext
 
 Emit = Callable[[BaseModel], None]
 Status = Literal["ok", "failed", "skipped"]
@@ -135,7 +136,7 @@ class Runtime:
 
     `timeout` bounds one attempt of a subtask (seconds, None for no bound); a subtask that
     timed out or lost its model connection is tried `retries` more times. Every event goes
-    to `emit`. When `meter` is given, a spent team budget ends the whole run (it raises
+    to `emit`; `context` goes to every specialist run. When `meter` is given, a spent team budget ends the whole run (it raises
     BudgetExceededError) instead of failing one subtask.
     """
 
@@ -148,8 +149,10 @@ class Runtime:
         timeout: float | None = None,
         retries: int = 1,
         goal: str = "",
+        context: RunContext | None = None,
     ) -> None:
         self.agents = dict(agents)
+        self.context = context or RunContext()
         self.goal = goal
         self.emit = emit
         self.meter = meter
@@ -247,7 +250,7 @@ class Runtime:
         self, agent: Agent, subtask_id: str, task: str, history: Sequence[Message], retrieved: dict[int, str]
     ) -> RunResult | ErrorEvent:
         """One run of the specialist: forward its events tagged with the subtask id; its final result or error."""
-        async with aclosing(agent.stream(task, history=history)) as events:
+        async with aclosing(agent.stream(task, history=history, context=self.context)) as events:
             async for event in events:
                 if isinstance(event, (FinalEvent, ErrorEvent)):
                     # The team's stream has one end: a subtask's end is its SubtaskFinishedEvent.

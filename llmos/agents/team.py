@@ -54,6 +54,7 @@ from llmos.agents.runtime import Meter, Runtime, SubtaskResult
 from llmos.errors import AgentError, BudgetExceededError, LLMOSError, PlanError
 from llmos.llm.messages import AssistantMessage, Message, UserMessage
 from llmos.llm.model import ChatModel
+from llmos.tools.context import RunContext
 
 _END = object()  # marks the end of a run's event queue
 
@@ -145,39 +146,48 @@ class Team:
 
     # --- public entry points ---------------------------------------------------------
 
-    async def run(self, goal: str, *, history: Sequence[Message] = ()) -> TeamResult:
-        """Run to the answer. Raises an LLMOSError (BudgetExceededError, PlanError...) when the goal cannot finish."""
-        async with aclosing(self._events(goal, history)) as events:
+    async def run(
+        self, goal: str, *, history: Sequence[Message] = (), context: RunContext | None = None
+    ) -> TeamResult:
+        """Run to the answer. Raises an LLMOSError (BudgetExceededError, PlanError...) when the goal cannot finish.
+
+        `context` (who the run is for, who approves side effects) reaches every specialist's tools.
+        """
+        async with aclosing(self._events(goal, history, context or RunContext())) as events:
             async for event in events:
                 if isinstance(event, FinalEvent) and event.subtask is None:
                     assert isinstance(event.result, TeamResult)
                     return event.result
         raise AssertionError("team run ended without a final answer")
 
-    async def stream(self, goal: str, *, history: Sequence[Message] = ()) -> AsyncIterator[TeamEvent]:
+    async def stream(
+        self, goal: str, *, history: Sequence[Message] = (), context: RunContext | None = None
+    ) -> AsyncIterator[TeamEvent]:
         """Yield every event of the run as it happens; errors end the stream with an ErrorEvent."""
         try:
-            async with aclosing(self._events(goal, history)) as events:
+            async with aclosing(self._events(goal, history, context or RunContext())) as events:
                 async for event in events:
                     yield event
         except Exception as exc:  # noqa: BLE001 - the stream reports every failure as an event
             message = str(exc) if isinstance(exc, LLMOSError) else f"{type(exc).__name__}: {exc}"
             yield ErrorEvent(agent=self.name, error=type(exc).__name__, message=message)
 
-    def run_sync(self, goal: str, *, history: Sequence[Message] = ()) -> TeamResult:
+    def run_sync(
+        self, goal: str, *, history: Sequence[Message] = (), context: RunContext | None = None
+    ) -> TeamResult:
         """`run` for scripts without an event loop."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run(goal, history=history))
+            return asyncio.run(self.run(goal, history=history, context=context))
         raise AgentError("run_sync was called inside a running event loop: use `await team.run(...)` there.")
 
     # --- one run ---------------------------------------------------------------------
 
-    async def _events(self, goal: str, history: Sequence[Message]) -> AsyncIterator[Any]:
+    async def _events(self, goal: str, history: Sequence[Message], context: RunContext) -> AsyncIterator[Any]:
         """Run the goal in a task; its events (from concurrent subtasks too) come through one queue."""
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        runner = asyncio.create_task(self._drive(goal, list(history), queue.put_nowait))
+        runner = asyncio.create_task(self._drive(goal, list(history), context, queue.put_nowait))
         runner.add_done_callback(lambda _: queue.put_nowait(_END))
         try:
             while (event := await queue.get()) is not _END:
@@ -190,12 +200,14 @@ class Team:
                 if not runner.cancelled():
                     runner.exception()  # retrieved: asyncio would log it as never retrieved
 
-    async def _drive(self, goal: str, history: list[Message], emit: Callable[[Any], None]) -> TeamResult:
+    async def _drive(
+        self, goal: str, history: list[Message], context: RunContext, emit: Callable[[Any], None]
+    ) -> TeamResult:
         """The whole run under the team's wall-time budget."""
         clock = asyncio.timeout(self.budget.max_seconds)
         try:
             async with clock:
-                return await self._work(goal, history, emit)
+                return await self._work(goal, history, context, emit)
         except TimeoutError:
             if not clock.expired():
                 raise
@@ -204,7 +216,9 @@ class Team:
                 "Raise Team(budget=Budget(max_seconds=...)) or simplify the goal."
             ) from None
 
-    async def _work(self, goal: str, history: list[Message], emit: Callable[[Any], None]) -> TeamResult:
+    async def _work(
+        self, goal: str, history: list[Message], context: RunContext, emit: Callable[[Any], None]
+    ) -> TeamResult:
         started = time.perf_counter()
         meter = Meter(self.budget)
         model = self.model
@@ -248,6 +262,7 @@ class Team:
             timeout=self.subtask_timeout,
             retries=self.retries,
             goal=goal,
+            context=context,
         )
         # On the short road the specialist gets the goal itself, so it also gets the conversation;
         # a planned subtask's instruction carries what it needs.

@@ -9,10 +9,12 @@ message tells the model what went wrong and what to do, so the model can retry.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 import re
 import sys
+import threading
 import types
 import typing
 from collections.abc import Awaitable, Callable
@@ -25,6 +27,7 @@ from pydantic_core import PydanticSerializationError
 
 from llmos.errors import ToolDefinitionError
 from llmos.llm.model import ToolSpec
+from llmos.tools.context import RunContext, is_context_type
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI-compatible servers accept
 _SCHEMA_WORDS = frozenset({"required", "type", "title", "additionalProperties", "$schema"})
@@ -48,8 +51,11 @@ class Tool:
     """A tool an agent can call.
 
     Usually made with `@tool`; build one directly when the call is not a plain
-    function: `call` receives the validated arguments model and returns the result.
+    function: `call` receives the validated arguments model (and the RunContext when
+    `takes_context`) and returns the result.
     `max_retries` is how many bad calls in a row the agent loop lets the model make.
+    `requires_approval`: the call has side effects that someone must approve first (see
+    RunContext.approver); the agent loop asks before running it.
     """
 
     def __init__(
@@ -58,10 +64,12 @@ class Tool:
         name: str,
         description: str,
         args_model: type[BaseModel],
-        call: Callable[[BaseModel], Awaitable[Any]],
+        call: Callable[..., Awaitable[Any]],
         timeout_s: float | None = 30.0,
         max_retries: int = 2,
         parameters: dict[str, Any] | None = None,
+        takes_context: bool = False,
+        requires_approval: bool = False,
     ) -> None:
         if not _NAME.match(name):
             raise ToolDefinitionError(
@@ -74,6 +82,8 @@ class Tool:
         self.args_model = args_model
         self.timeout_s = timeout_s
         self.max_retries = max_retries
+        self.takes_context = takes_context
+        self.requires_approval = requires_approval
         self._call = call
         # Built once: the spec goes first in every request, so it must be byte-identical each time
         # (vLLM's prefix cache), and nothing schema-related should cost anything per call.
@@ -89,8 +99,11 @@ class Tool:
         """What the model is told about this tool (the same object every time)."""
         return self._spec
 
-    async def run(self, arguments: str) -> ToolResult:
-        """Validate the model's JSON arguments, call the tool, and return its result; never raises for bad calls."""
+    async def run(self, arguments: str, context: RunContext | None = None) -> ToolResult:
+        """Validate the model's JSON arguments, call the tool, and return its result; never raises for bad calls.
+
+        `context` reaches the tool when it asks for one (an empty RunContext when none is given).
+        """
         try:
             args = self.args_model.model_validate_json(arguments.strip() or "{}")
         except ValidationError as exc:
@@ -105,7 +118,7 @@ class Tool:
         timeout = asyncio.timeout(self.timeout_s)
         try:
             async with timeout:
-                value = await self._call(args)
+                value = await self._invoke(args, context)
         except Exception as exc:
             if isinstance(exc, TimeoutError) and timeout.expired():
                 return ToolResult(
@@ -145,9 +158,17 @@ class Tool:
         echoed = {k for k in parsed if k in _SCHEMA_WORDS and k not in self.args_model.model_fields}
         return {k: v for k, v in parsed.items() if k not in echoed} if echoed else None
 
-    async def __call__(self, **kwargs: Any) -> Any:
-        """Call the tool directly from Python: arguments are validated (raises ValidationError), errors raise."""
-        return await self._call(self.args_model.model_validate(kwargs))
+    async def __call__(self, context: RunContext | None = None, /, **kwargs: Any) -> Any:
+        """Call the tool directly from Python: arguments are validated (raises ValidationError), errors raise.
+
+        `await lookup(RunContext(user="C001"), order_id="O1")` for a tool that takes the context.
+        """
+        return await self._invoke(self.args_model.model_validate(kwargs), context)
+
+    def _invoke(self, args: BaseModel, context: RunContext | None) -> Awaitable[Any]:
+        if self.takes_context:
+            return self._call(args, context if context is not None else RunContext())  # type: ignore[call-arg]
+        return self._call(args)
 
     def __repr__(self) -> str:
         return f"Tool(name={self.name!r})"
@@ -174,12 +195,15 @@ def tool(
     description: str | None = None,
     timeout: float | None = 30.0,
     max_retries: int = 2,
+    requires_approval: bool = False,
 ) -> Any:
     """Make a `Tool` from a typed function (sync or async). Use as `@tool` or `@tool(name=..., timeout=...)`.
 
     The arguments model comes from the signature and type hints; the description and the
-    parameter descriptions come from the docstring (Google, NumPy or reST style).
-    Sync functions run in a worker thread so they never block the event loop.
+    parameter descriptions come from the docstring (Google, NumPy or reST style). A parameter
+    typed `RunContext` receives the run's context and is not shown to the model.
+    Sync functions run in a thread of their own so they never block the event loop.
+    `requires_approval=True` for side effects (refunds, deletions, e-mails): see `Tool`.
     """
 
     def make(fn: Callable[..., Any], caller_locals: dict[str, Any] | None = None) -> Tool:
@@ -190,7 +214,7 @@ def tool(
             raise ToolDefinitionError(f"{fn!r} has no __name__: pass name=... to tool().")
         doc = docstring_parser.parse(inspect.getdoc(fn) or "")
         docs = {p.arg_name: p.description for p in doc.params}
-        args_model, call = _args_model_and_call(fn, tool_name, docs, caller_locals)
+        args_model, call, takes_context = _args_model_and_call(fn, tool_name, docs, caller_locals)
         text = description or "\n\n".join(part for part in (doc.short_description, doc.long_description) if part)
         return Tool(
             name=tool_name,
@@ -199,6 +223,8 @@ def tool(
             call=call,
             timeout_s=timeout,
             max_retries=max_retries,
+            takes_context=takes_context,
+            requires_approval=requires_approval,
         )
 
     return make if fn is None else make(fn, sys._getframe(1).f_locals)
@@ -234,7 +260,7 @@ def clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _args_model_and_call(
     fn: Callable[..., Any], tool_name: str, docs: dict[str, str | None], localns: dict[str, Any]
-) -> tuple[type[BaseModel], Callable[[BaseModel], Awaitable[Any]]]:
+) -> tuple[type[BaseModel], Callable[..., Awaitable[Any]], bool]:
     try:
         signature = inspect.signature(fn)  # a bound method's signature has no `self`
         # Only parameter hints matter: a return hint naming an unimportable type must not break the tool.
@@ -249,8 +275,8 @@ def _args_model_and_call(
         raise ToolDefinitionError(f"Tool '{tool_name}': cannot read the type hints of {fn!r}: {exc}") from exc
 
     fields: dict[str, Any] = {}
-    positional: list[str] = []  # positional-only parameters cannot be passed by name
-    keyword: list[str] = []
+    # Each parameter is filled from the model's arguments, or with the run context (never shown to the model).
+    order: list[tuple[str, str]] = []  # (name, "positional" | "keyword" | "context")
     for param in signature.parameters.values():
         where = f"Tool '{tool_name}', parameter '{param.name}'"
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -259,10 +285,17 @@ def _args_model_and_call(
             )
         if param.name not in hints:
             raise ToolDefinitionError(f"{where} has no type hint; add one (e.g. `{param.name}: str`).")
+        positional = param.kind is param.POSITIONAL_ONLY
+        if is_context_type(hints[param.name]):
+            order.append((param.name, "context-positional" if positional else "context"))
+            continue
         if param.name.startswith("_"):
             raise ToolDefinitionError(f"{where}: names starting with '_' cannot be tool arguments; rename it.")
         fields[param.name] = _field(hints[param.name], param.default, docs.get(param.name), param.empty)
-        (positional if param.kind is param.POSITIONAL_ONLY else keyword).append(param.name)
+        order.append((param.name, "positional" if positional else "keyword"))
+    if sum(kind.startswith("context") for _, kind in order) > 1:
+        raise ToolDefinitionError(f"Tool '{tool_name}' has two RunContext parameters; keep one.")
+    takes_context = any(kind.startswith("context") for _, kind in order)
 
     model_name = "".join(part.capitalize() for part in re.split(r"[_-]+", tool_name) if part) + "Args"
     try:
@@ -271,23 +304,65 @@ def _args_model_and_call(
     except Exception as exc:
         raise ToolDefinitionError(f"Tool '{tool_name}': cannot build its arguments model: {exc}") from exc
 
-    def split(args: BaseModel) -> tuple[list[Any], dict[str, Any]]:
-        return [getattr(args, n) for n in positional], {n: getattr(args, n) for n in keyword}
+    def split(args: BaseModel, context: RunContext | None) -> tuple[list[Any], dict[str, Any]]:
+        pos: list[Any] = []
+        kw: dict[str, Any] = {}
+        for name, kind in order:
+            value = context if kind.startswith("context") else getattr(args, name)
+            if kind in ("positional", "context-positional"):
+                pos.append(value)
+            else:
+                kw[name] = value
+        return pos, kw
 
     if _is_async(fn):
 
-        async def call(args: BaseModel) -> Any:
-            pos, kw = split(args)
+        async def call(args: BaseModel, context: RunContext | None = None) -> Any:
+            pos, kw = split(args, context)
             return await fn(*pos, **kw)
 
     else:
 
-        async def call(args: BaseModel) -> Any:
-            pos, kw = split(args)
-            # A thread keeps the event loop free; on timeout the thread finishes on its own (threads cannot be killed).
-            return await asyncio.to_thread(fn, *pos, **kw)
+        async def call(args: BaseModel, context: RunContext | None = None) -> Any:
+            pos, kw = split(args, context)
+            return await in_own_thread(fn, *pos, **kw)
 
-    return args_model, call
+    return args_model, call, takes_context
+
+
+async def in_own_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking call in a new daemon thread and await its result.
+
+    Not the shared executor of `asyncio.to_thread`: a call that hangs past its timeout keeps
+    its thread (threads cannot be killed), and a few hung calls would fill that pool and
+    starve every other tool. Here a hung call holds only its own thread.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(ok: bool, value: Any) -> None:
+        if future.done():  # the awaiting side timed out or was cancelled
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def work() -> None:
+        try:
+            result = context.run(fn, *args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            outcome = (False, exc)
+        else:
+            outcome = (True, result)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:
+            pass  # the loop closed while this call hung: nobody waits for it any more
+
+    threading.Thread(target=work, name=f"llmos-tool-{getattr(fn, '__name__', 'call')}", daemon=True).start()
+    return await future
 
 
 def _field(hint: Any, default: Any, doc: str | None, empty: Any) -> tuple[Any, Any]:
