@@ -24,6 +24,7 @@ from llmos.agents import ErrorEvent, FinalEvent, PlanEvent, SubtaskFinishedEvent
 from llmos.demo import DATA_DIR, prepare_demo
 from llmos.demo.team import DEMO_GOAL, demo_team
 from llmos.llm import get_model
+from llmos.tools import RunContext
 
 MODEL = "qwen2.5-coder-0.5b"
 
@@ -38,7 +39,7 @@ async def one_run(team) -> dict:
     started = time.perf_counter()
     plan_s = first_start = last_finish = None
     result, error = None, None
-    async for event in team.stream(DEMO_GOAL):
+    async for event in team.stream(DEMO_GOAL, context=RunContext(user="C001")):
         now = time.perf_counter() - started
         if isinstance(event, PlanEvent) and plan_s is None:
             plan_s = now

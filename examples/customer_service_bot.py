@@ -1,8 +1,9 @@
 """The support specialist over the demo company (Alder & Ridge Outfitters), answering one question.
 
-    python examples/customer_service_bot.py "I'm C001. My stove from order O1090 arrived damaged, what now?"
+    python examples/customer_service_bot.py "My stove from order O1090 arrived damaged, what now?"
 
-The first run builds the demo stores under LLMOS_HOME/demo (about a minute); later runs reuse them.
+The customer is signed in by the program (here C001, as a login would), never named by the model:
+the tools look up only that customer's orders and tickets. The first run builds the demo stores under LLMOS_HOME/demo (about a minute); later runs reuse them.
 """
 
 import sys
@@ -10,11 +11,12 @@ import sys
 from llmos.agents import ErrorEvent, FinalEvent, ToolCallEvent, ToolResultEvent
 from llmos.agents.specialists import support_agent
 from llmos.demo import prepare_demo
+from llmos.tools import RunContext
 
 
 async def main(question: str) -> None:
     agent = support_agent(prepare_demo())
-    async for event in agent.stream(question):
+    async for event in agent.stream(question, context=RunContext(user="C001")):
         if isinstance(event, ToolCallEvent):
             print(f"-> {event.call.name}({event.call.arguments})")
         elif isinstance(event, ToolResultEvent):

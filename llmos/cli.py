@@ -16,25 +16,33 @@ models_app = typer.Typer(help="List known models, or prepare one.", invoke_witho
 app.add_typer(models_app, name="models")
 console = Console(highlight=False, soft_wrap=True)
 
+# Default wall-time budgets: a run always ends, even against a server that trickles or hangs.
+ASK_SECONDS = 600.0
+TEAM_SECONDS = 1800.0  # a team goal on the in-process model of a 2-core machine takes several minutes
+DEMO_CUSTOMER = "C001"  # the demo's signed-in customer: Maya Lindqvist, who owns order O1090
+
 
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="What to ask.")],
     model: Annotated[Optional[str], typer.Option(help="Model name or folder (default: LLMOS_MODEL).")] = None,
     max_steps: Annotated[int, typer.Option(help="Most model calls in the run.")] = 6,
+    max_seconds: Annotated[float, typer.Option(help="Wall-time budget of the run, in seconds.")] = ASK_SECONDS,
 ) -> None:
     """Ask the default assistant (calculator and clock tools) and watch it work."""
     from llmos.agents import Budget, ErrorEvent
     from llmos.agents.assistant import assistant
-    from llmos.render import EventRenderer
+    from llmos.render import EventRenderer, TerminalApprover
+    from llmos.tools import RunContext
 
     agent = assistant(model)
-    agent.budget = Budget(max_steps=max_steps)
+    agent.budget = Budget(max_steps=max_steps, max_seconds=max_seconds)
     render = EventRenderer(console)
+    console.print(f"[dim]Budget: {max_steps} model calls, {max_seconds:g} s.[/]")
 
     async def main() -> bool:
         ok = True
-        async for event in agent.stream(question):
+        async for event in agent.stream(question, context=RunContext(approver=TerminalApprover(console))):
             render(event)
             ok = ok and not isinstance(event, ErrorEvent)
         await agent.model.aclose()
@@ -48,6 +56,8 @@ def ask(
 def demo(
     goal: Annotated[Optional[str], typer.Argument(help="The goal (default: the demo's three-part request).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Model name or folder (default: LLMOS_MODEL).")] = None,
+    user: Annotated[str, typer.Option(help="The signed-in customer the tools act for.")] = DEMO_CUSTOMER,
+    max_seconds: Annotated[float, typer.Option(help="Wall-time budget of the run, in seconds.")] = TEAM_SECONDS,
 ) -> None:
     """Run the demo company's team on a goal with several intents: plan, parallel subtasks, cited answer."""
     from rich.panel import Panel
@@ -56,7 +66,8 @@ def demo(
     from llmos.demo import prepare_demo
     from llmos.demo.team import DEMO_GOAL, demo_team
     from llmos.llm import get_model
-    from llmos.render import EventRenderer
+    from llmos.render import EventRenderer, TerminalApprover
+    from llmos.tools import RunContext
 
     goal = goal or DEMO_GOAL
 
@@ -64,9 +75,13 @@ def demo(
         console.print("[dim]Preparing the demo company (once): policies, catalog, customers, reviews...[/]")
         stores = prepare_demo()
         chat_model = get_model(model)
+        team = demo_team(stores, chat_model)
+        team.budget = team.budget.model_copy(update={"max_seconds": max_seconds})
         console.print(Panel(goal, title="Goal"))
+        console.print(f"[dim]Signed in as {user}. Budget: {team.budget.max_steps} model calls, {max_seconds:g} s.[/]")
         render, ok = EventRenderer(console), True
-        async for event in demo_team(stores, chat_model).stream(goal):
+        context = RunContext(user=user, approver=TerminalApprover(console))
+        async for event in team.stream(goal, context=context):
             render(event)
             ok = ok and not (isinstance(event, ErrorEvent) and event.subtask is None)
         await chat_model.aclose()
@@ -77,18 +92,26 @@ def demo(
 
 
 @app.command()
-def chat(model: Annotated[Optional[str], typer.Option(help="Model name or folder (default: LLMOS_MODEL).")] = None) -> None:
+def chat(
+    model: Annotated[Optional[str], typer.Option(help="Model name or folder (default: LLMOS_MODEL).")] = None,
+    user: Annotated[str, typer.Option(help="The signed-in customer the tools act for.")] = DEMO_CUSTOMER,
+    max_seconds: Annotated[float, typer.Option(help="Wall-time budget of each turn, in seconds.")] = TEAM_SECONDS,
+) -> None:
     """Chat with the demo company's team; the conversation is kept between turns. Empty line or Ctrl-D ends."""
     from llmos.agents import ErrorEvent, FinalEvent
     from llmos.demo import prepare_demo
     from llmos.demo.team import demo_team
     from llmos.llm import get_model
-    from llmos.render import EventRenderer
+    from llmos.render import EventRenderer, TerminalApprover
+    from llmos.tools import RunContext
 
     async def main() -> None:
         stores = prepare_demo()
         chat_model = get_model(model)
         team, history = demo_team(stores, chat_model), []
+        team.budget = team.budget.model_copy(update={"max_seconds": max_seconds})
+        context = RunContext(user=user, approver=TerminalApprover(console))
+        console.print(f"[dim]Signed in as {user}. Each turn: {team.budget.max_steps} model calls, {max_seconds:g} s.[/]")
         while True:
             try:
                 text = await asyncio.to_thread(console.input, "[bold]you>[/] ")
@@ -97,7 +120,7 @@ def chat(model: Annotated[Optional[str], typer.Option(help="Model name or folder
             if not text.strip():
                 break
             render = EventRenderer(console)
-            async for event in team.stream(text, history=history):
+            async for event in team.stream(text, history=history, context=context):
                 render(event)
                 if isinstance(event, FinalEvent):
                     history = event.result.messages

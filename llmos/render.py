@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from llmos.tools.context import ApprovalRequest
+
 from llmos.agents.events import (
+    ApprovalEvent,
     ErrorEvent,
     FinalEvent,
     PlanEvent,
@@ -60,6 +65,11 @@ class EventRenderer:
             )
         elif isinstance(event, ToolCallEvent):
             out.print(f"{tag}[cyan]→ {escape(event.call.name)}[/]({escape(event.call.arguments)})")
+        elif isinstance(event, ApprovalEvent):
+            if event.status != "requested":
+                style = "green" if event.status == "approved" else "red"
+                reason = f": {escape(event.reason)}" if event.reason else ""
+                out.print(f"{tag}[{style}]{escape(event.call.name)} {event.status}{reason}[/]")
         elif isinstance(event, ToolResultEvent):
             style = "red" if event.is_error else "green"
             out.print(
@@ -82,6 +92,29 @@ class EventRenderer:
 
     def _clock(self) -> str:
         return f"[dim]{time.perf_counter() - self._started:6.1f}s[/]"
+
+
+class TerminalApprover:
+    """Asks the person at the terminal to approve each side-effecting call (y/N).
+
+    Without a terminal on standard input (a script, CI) nobody can answer, so it denies
+    at once instead of waiting.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._one_at_a_time = asyncio.Lock()  # parallel subtasks must not ask over each other
+
+    async def __call__(self, request: ApprovalRequest) -> bool:
+        if not sys.stdin.isatty():
+            return False
+        async with self._one_at_a_time:
+            question = (
+                f"[bold yellow]Approve[/] {escape(request.agent)} → [cyan]{escape(request.call.name)}[/]"
+                f"({escape(request.call.arguments)})? [y/N] "
+            )
+            answer = await asyncio.to_thread(self.console.input, question)
+        return answer.strip().lower() in ("y", "yes")
 
 
 def _clip(text: str, limit: int = 300) -> str:

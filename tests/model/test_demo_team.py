@@ -7,6 +7,7 @@ import pytest
 from llmos.agents.planner import Planner
 from llmos.demo import prepare_demo
 from llmos.demo.team import DEMO_GOAL, PLAN_EXAMPLE, PLANNER_INSTRUCTIONS, demo_team
+from llmos.tools import RunContext
 
 pytestmark = pytest.mark.model
 
@@ -34,7 +35,9 @@ async def test_the_demo_goal_gets_an_answer_that_cites_a_policy_document(stores,
 
     # Bounded by the specialists' steps and tokens, not by seconds: a slow or busy CPU
     # takes longer but does the same work.
-    result = await demo_team(stores, local_model, subtask_timeout=None).run(DEMO_GOAL)
+    # The customer is signed in by the caller, as `llmos demo` does: the tools never take it from the model.
+    context = RunContext(user="C001")
+    result = await demo_team(stores, local_model, subtask_timeout=None).run(DEMO_GOAL, context=context)
     assert result.route == "plan"
     support = [r for r in result.subtasks if r.specialist == "support"]
     assert support and support[0].ok, support

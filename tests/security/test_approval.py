@@ -127,3 +127,15 @@ async def test_approval_requests_of_a_team_come_tagged_with_their_subtask():
     assert [a.status for a in approvals] == ["requested", "approved"]
     assert all(a.subtask == "s1" for a in approvals)
     assert calls == [20.0]
+
+
+async def test_the_terminal_approver_denies_when_nobody_is_at_a_terminal(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from llmos.render import TerminalApprover
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))  # piped input is not a person answering
+    request = ApprovalRequest(agent="a", call=ToolCall.make("refund", {"amount": 1}), description="Refund.")
+    assert await TerminalApprover(Console(file=io.StringIO()))(request) is False

@@ -8,6 +8,7 @@ import pytest
 
 from llmos.demo.stores import OrderRow
 from llmos.errors import InvalidDataError, NotFoundError
+from llmos.tools import RunContext
 
 
 def owned_by(stores, customer_id):
@@ -19,7 +20,7 @@ def owned_by(stores, customer_id):
 async def test_never_recommends_owned_items(tools, stores, request_text):
     for n in range(1, 21):
         customer = f"C{n:03d}"
-        recs = await tools["recommend_products"](customer_id=customer, request=request_text, k=5)
+        recs = await tools["recommend_products"](RunContext(user=customer), request=request_text, k=5)
         owned = owned_by(stores, customer)
         assert set(recs.owned) == owned
         assert not owned & {p.item_id for p in recs.picks}
@@ -27,14 +28,14 @@ async def test_never_recommends_owned_items(tools, stores, request_text):
 
 
 async def test_picks_are_diverse_and_explained(tools):
-    recs = await tools["recommend_products"](customer_id="C001", k=3)
+    recs = await tools["recommend_products"](RunContext(user="C001"), k=3)
     assert len({p.item_id for p in recs.picks}) == 3
     assert len({p.category for p in recs.picks}) >= 2  # at most two per category
     assert all(p.reason and p.similar_to_owned for p in recs.picks)
 
 
 async def test_request_terms_steer_and_explain(tools):
-    recs = await tools["recommend_products"](customer_id="C002", request="headlamp for night hiking", k=3)
+    recs = await tools["recommend_products"](RunContext(user="C002"), request="headlamp for night hiking", k=3)
     top = recs.picks[0]
     assert "Headlamp" in top.name and "headlamp" in top.matched_terms
     assert "headlamp" in top.reason
@@ -42,11 +43,19 @@ async def test_request_terms_steer_and_explain(tools):
 
 async def test_bad_input(tools):
     with pytest.raises(NotFoundError):
-        await tools["recommend_products"](customer_id="C999")
+        await tools["recommend_products"](RunContext(user="C999"))
     with pytest.raises(InvalidDataError):
         await tools["recommend_products"]()
-    result = await tools["recommend_products"].run(json.dumps({"customer_id": "nobody", "request": "tent"}))
+    result = await tools["recommend_products"].run(json.dumps({"request": "tent"}), RunContext(user="nobody"))
     assert result.is_error and "No customer" in result.content
+
+
+async def test_the_model_cannot_read_another_customers_purchases(tools, stores):
+    # A customer id written by the model is no argument: the history used is the signed-in customer's.
+    result = await tools["recommend_products"].run(json.dumps({"customer_id": "C002", "request": "tent"}))
+    assert result.is_error and result.bad_arguments
+    anonymous = await tools["recommend_products"](request="tent", k=3)
+    assert anonymous.customer_id is None and anonymous.owned == []
 
 
 async def test_search_catalog_with_price_cap(tools):

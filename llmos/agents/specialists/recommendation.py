@@ -22,12 +22,13 @@ from llmos.agents.agent import Agent, Budget
 from llmos.demo.stores import CustomerRow, DemoStores, OrderItemRow, OrderRow
 from llmos.errors import InvalidDataError, NotFoundError
 from llmos.llm.model import ChatModel
-from llmos.tools import Tool, tool
+from llmos.tools import RunContext, Tool, tool
 
 RECOMMENDATION_INSTRUCTIONS = (
     "You recommend products of Alder & Ridge Outfitters, an outdoor-gear shop.\n"
-    "- Call recommend_products with the customer's id (like C001) and what they ask for, in a few words.\n"
-    "- Without a customer id, call search_catalog with what they ask for.\n"
+    "- Call recommend_products with what the customer asks for, in a few words; the signed-in customer's "
+    "purchases guide the picks.\n"
+    "- To look up a described product, call search_catalog.\n"
     "- Answer with the picks as a short list: name, price, and the reason the tool gives. "
     "Only recommend items the tools returned."
 )
@@ -62,18 +63,20 @@ class Recommender:
     def __init__(self, stores: DemoStores) -> None:
         self.stores = stores
 
-    def recommend_products(self, customer_id: str | None = None, request: str = "", k: int = 3) -> Recommendations:
-        """Recommend catalog items for a customer, from what they bought and what they ask for. Never an item they own.
+    def recommend_products(self, ctx: RunContext, request: str = "", k: int = 3) -> Recommendations:
+        """Recommend catalog items for the customer, from what they bought and what they ask for. Never an item they own.
+
+        The purchases are those of the customer signed in to the run (`ctx.user`), if any.
 
         Args:
-            customer_id: The customer's id, like C001 (their purchases guide the picks).
             request: What they are looking for, e.g. 'warm sleeping bag for winter'. May be empty.
             k: How many items to recommend (1-10).
         """
         k = max(1, min(10, k))
+        customer_id = ctx.user.strip().upper() if ctx.user and ctx.user.strip() else None
         owned = self._owned(customer_id) if customer_id else []
         if not owned and not request.strip():
-            raise InvalidDataError("Nothing to go on: give a request (what the customer wants) or a customer id with purchases.")
+            raise InvalidDataError("Nothing to go on: give a request, what the customer wants, in a few words.")
         store, embedder = self.stores.catalog.store, self.stores.embedder
         owned_vectors = store.vectors(owned)
         parts, weights = [], []
@@ -116,7 +119,7 @@ class Recommender:
     def _owned(self, customer_id: str) -> list[str]:
         with self.stores.session() as db:
             if db.get(CustomerRow, customer_id.strip().upper()) is None:
-                raise NotFoundError(f"No customer {customer_id!r}. Use an id like C001, or call search_catalog without one.")
+                raise NotFoundError(f"No customer {customer_id!r} in the customer records.")
             rows = db.scalars(
                 select(OrderItemRow.item_id).join(OrderRow).where(OrderRow.customer_id == customer_id.strip().upper())
             )

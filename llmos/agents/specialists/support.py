@@ -2,7 +2,8 @@
 and hands a case to a human when the escalation policy says so.
 
     agent = support_agent(prepare_demo())
-    print(agent.run_sync("I'm C001; my stove from order O1090 arrived damaged.").text)
+    context = RunContext(user="C001")  # the signed-in customer: from the login, never from the model
+    print(agent.run_sync("My stove from order O1090 arrived damaged.", context=context).text)
 
 `SupportDesk` holds the logic as plain methods (easy to test and to call from Python);
 `support_tools` turns them into tools; `support_agent` adds instructions and a model.
@@ -20,17 +21,17 @@ from llmos.agents.agent import Agent, Budget
 from llmos.demo.stores import CustomerRow, DemoStores, OrderRow, TicketRow
 from llmos.errors import AccessDeniedError, NotFoundError
 from llmos.llm.model import ChatModel
-from llmos.tools import Tool, tool
+from llmos.tools import RunContext, Tool, tool
 
 SUPPORT_INSTRUCTIONS = (
     "You are the customer support agent of Alder & Ridge Outfitters, an outdoor-gear shop.\n"
     "- For questions about returns, refunds, shipping, warranty or damage, call search_policies and cite the "
     "passage numbers you use, like [1].\n"
-    "- To check an order, call lookup_order with the customer's id and the order id. Never discuss an order "
-    "of another customer.\n"
+    "- To check an order, call lookup_order with the order id. The tools know which customer is signed in; "
+    "an order of anyone else is refused.\n"
     "- For a problem with an order, call create_ticket.\n"
     "- If the customer asks for a human, or lookup_order says escalation is required, call escalate_to_human "
-    "with a short summary: customer, order, what happened, what they want.\n"
+    "with a short summary: order, what happened, what they want.\n"
     "- Answer in two or three sentences. Say what you did (ticket number, escalation) and what happens next."
 )
 
@@ -96,17 +97,22 @@ class Ticket(BaseModel):
 
 
 class SupportDesk:
-    """Support operations on the demo stores. Raises NotFoundError / AccessDeniedError with a message for the model."""
+    """Support operations on the demo stores, for the customer signed in to the run (`ctx.user`).
+
+    The customer never comes from the model: each method takes the RunContext, and refuses
+    what belongs to another customer. Raises NotFoundError / AccessDeniedError with a message
+    for the model.
+    """
 
     def __init__(self, stores: DemoStores) -> None:
         self.stores = stores
 
-    def lookup_customer(self, customer: str) -> Customer:
-        """Find a customer by id (e.g. C001) or by email address, with their orders.
+    def my_account(self, ctx: RunContext) -> Customer:
+        """The signed-in customer's account: name, tier, orders and open tickets."""
+        return self.find_customer(_signed_in(ctx))
 
-        Args:
-            customer: The customer id like C001, or the email address of the account.
-        """
+    def find_customer(self, customer: str) -> Customer:
+        """A customer by id (e.g. C001) or e-mail address: for staff and programs, never a tool a model calls."""
         key = customer.strip()
         with self.stores.session() as db:
             column = CustomerRow.email if "@" in key else CustomerRow.id
@@ -119,16 +125,14 @@ class SupportDesk:
             orders = [OrderSummary(id=o.id, date=o.date, status=o.status, total=_total(o)) for o in row.orders]
             return Customer(id=row.id, name=row.name, email=row.email, tier=row.tier, orders=orders, open_tickets=tickets or 0)
 
-    def lookup_order(self, customer_id: str, order_id: str) -> Order:
-        """Look up one order of a customer: items, status, delivery note, and whether policy requires a human.
+    def lookup_order(self, ctx: RunContext, order_id: str) -> Order:
+        """Look up one of the customer's orders: items, status, delivery note, and whether policy requires a human.
 
         Args:
-            customer_id: The id of the customer asking, like C001.
             order_id: The order id, like O1003.
         """
+        customer_id = _signed_in(ctx)
         with self.stores.session() as db:
-            if customer_id.strip().upper().startswith("O") and order_id.strip().upper().startswith("C"):
-                customer_id, order_id = order_id, customer_id  # the two ids given the wrong way round
             self._customer(db, customer_id)
             order = db.get(OrderRow, _order_key(order_id))
             if order is None:
@@ -136,7 +140,7 @@ class SupportDesk:
             if order.customer_id != customer_id.strip().upper():
                 # Say nothing about the order or its owner: that would leak another customer's data.
                 raise AccessDeniedError(
-                    f"Order {order.id} does not belong to customer {customer_id}. Do not share any details of it; "
+                    f"Order {order.id} is not one of this customer's orders. Do not share any details of it; "
                     "ask the customer for an order number from their own account."
                 )
             lines = [self._line(i.item_id, i.quantity, i.price) for i in order.items]
@@ -146,21 +150,21 @@ class SupportDesk:
 
     def create_ticket(
         self,
-        customer_id: str,
+        ctx: RunContext,
         subject: str,
         description: str,
         order_id: str | None = None,
         priority: Literal["low", "normal", "high"] = "normal",
     ) -> Ticket:
-        """Open a support ticket for a customer's problem.
+        """Open a support ticket for the customer's problem.
 
         Args:
-            customer_id: The customer's id, like C001.
             subject: A few words, e.g. 'Damaged stove in order O1090'.
             description: What happened and what the customer wants.
             order_id: The order concerned, if any.
             priority: 'high' for damage or safety problems.
         """
+        customer_id = _signed_in(ctx)
         with self.stores.session() as db, db.begin():
             self._customer(db, customer_id)
             if order_id:
@@ -174,21 +178,24 @@ class SupportDesk:
 
     def update_ticket(
         self,
+        ctx: RunContext,
         ticket_id: int,
         status: Literal["open", "pending", "resolved"] | None = None,
         note: str | None = None,
     ) -> Ticket:
-        """Change a ticket's status and/or add a note to it.
+        """Change the status of one of the customer's tickets and/or add a note to it.
 
         Args:
             ticket_id: The ticket number returned by create_ticket.
             status: The new status.
             note: Text to append to the ticket's notes.
         """
+        customer_id = _signed_in(ctx)
         with self.stores.session() as db, db.begin():
             row = db.get(TicketRow, ticket_id)
-            if row is None:
-                raise NotFoundError(f"No ticket {ticket_id}. Use the number create_ticket returned.")
+            # Another customer's ticket answers like a missing one: its existence is not theirs to learn.
+            if row is None or row.customer_id != customer_id:
+                raise NotFoundError(f"No ticket {ticket_id} for this customer. Use the number create_ticket returned.")
             if status:
                 row.status = status
             if note:
@@ -198,7 +205,7 @@ class SupportDesk:
 
     def escalate_to_human(
         self,
-        customer_id: str,
+        ctx: RunContext,
         reason: str,
         summary: str,
         order_id: str | None = None,
@@ -207,22 +214,22 @@ class SupportDesk:
         """Hand the case to a human agent: marks a ticket for handoff with a summary of the conversation.
 
         Args:
-            customer_id: The customer's id, like C001.
             reason: Why: e.g. 'customer asked for a human', 'damaged safety item', 'damaged item over $200'.
             summary: Who the customer is, the order, what happened, what they want, what was already done.
             order_id: The order concerned, if any.
             ticket_id: An existing ticket to escalate; without it a new ticket is opened.
         """
+        customer_id = _signed_in(ctx)
         with self.stores.session() as db, db.begin():
             self._customer(db, customer_id)
             if order_id:
                 order_id = self._own_order(db, customer_id, order_id)
             now = datetime.now()
             row = db.get(TicketRow, ticket_id) if ticket_id is not None else None
-            if ticket_id is not None and (row is None or row.customer_id != customer_id.strip().upper()):
-                raise NotFoundError(f"Customer {customer_id} has no ticket {ticket_id}; escalate without ticket_id to open one.")
+            if ticket_id is not None and (row is None or row.customer_id != customer_id):
+                raise NotFoundError(f"This customer has no ticket {ticket_id}; escalate without ticket_id to open one.")
             if row is None:
-                row = TicketRow(customer_id=customer_id.strip().upper(), order_id=order_id, subject=f"Escalation: {reason}"[:200],
+                row = TicketRow(customer_id=customer_id, order_id=order_id, subject=f"Escalation: {reason}"[:200],
                                 description=summary, created_at=now)
                 db.add(row)
             row.status, row.priority, row.handoff, row.summary, row.updated_at = "escalated", "high", True, summary, now
@@ -236,7 +243,7 @@ class SupportDesk:
     def _customer(self, db, customer_id: str) -> CustomerRow:
         row = db.get(CustomerRow, customer_id.strip().upper())
         if row is None:
-            raise NotFoundError(f"No customer {customer_id!r}. Ask the customer for their id (like C001) or use lookup_customer with their email.")
+            raise NotFoundError(f"No customer {customer_id!r} in the customer records.")
         return row
 
     def _own_order(self, db, customer_id: str, order_id: str) -> str:
@@ -244,13 +251,23 @@ class SupportDesk:
         if order is None:
             raise NotFoundError(f"No order {order_id!r}. Ask the customer to check the order number.")
         if order.customer_id != customer_id.strip().upper():
-            raise AccessDeniedError(f"Order {order.id} does not belong to customer {customer_id}; use one of their own orders.")
+            raise AccessDeniedError(f"Order {order.id} is not one of this customer's orders; use one of their own orders.")
         return order.id
 
     def _line(self, item_id: str, quantity: int, price: float) -> OrderLine:
         item = self.stores.items.get(item_id)
         return OrderLine(item_id=item_id, name=item.name if item else item_id, category=item.category if item else "",
                          quantity=quantity, price=price)
+
+
+def _signed_in(ctx: RunContext) -> str:
+    """The customer the run is for, as stored (C001): set by the caller, never written by the model."""
+    if not ctx.user or not ctx.user.strip():
+        raise AccessDeniedError(
+            "No customer is signed in to this conversation, so no account, order or ticket can be opened. "
+            "Answer from the policies, and ask the customer to sign in for anything about their orders."
+        )
+    return ctx.user.strip().upper()
 
 
 def _order_key(order_id: str) -> str:
@@ -292,7 +309,7 @@ def support_tools(stores: DemoStores) -> list[Tool]:
         description="Search the shop's policies and FAQ (returns, damage, shipping, warranty, escalation). "
         "Returns numbered passages with their source; cite the numbers you use, like [1].",
     )
-    methods = (desk.lookup_customer, desk.lookup_order, desk.create_ticket, desk.update_ticket, desk.escalate_to_human)
+    methods = (desk.my_account, desk.lookup_order, desk.create_ticket, desk.update_ticket, desk.escalate_to_human)
     return [search, *(tool(m) for m in methods)]
 
 
