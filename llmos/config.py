@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a connection to the server.")
     read_timeout: float = Field(120.0, gt=0, description="Seconds to wait for the next piece of an answer.")
     max_retries: int = Field(3, ge=0, description="Retries on 429, 5xx and connection errors.")
+    retry_budget: float = Field(
+        180.0, gt=0, description="Seconds that one request may take over all its attempts, waits included."
+    )
 
 
 @lru_cache(maxsize=1)

@@ -33,6 +33,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=5.0)
 RETRY_BASE_S = 0.5  # first backoff window; doubles each attempt
 RETRY_CAP_S = 8.0  # longest backoff window
 RETRY_AFTER_CAP_S = 30.0  # longest Retry-After honoured: a caller is waiting
+DEFAULT_RETRY_BUDGET_S = 180.0  # one request, all attempts and waits together
 
 _FINISH: dict[str, Literal["stop", "length", "tool_calls"]] = {
     "stop": "stop",
@@ -50,6 +51,8 @@ class OpenAIModel(ChatModel):
 
     `base_url` is the API root, e.g. `http://127.0.0.1:8011/v1`. Pass `client` to share
     an httpx.AsyncClient (or a MockTransport in tests); one made here is closed by `aclose`.
+    A request is tried at most `max_retries + 1` times, all within `retry_budget_s` seconds
+    (each attempt's timeouts are cut to what is left), so a silent server fails in bounded time.
     """
 
     def __init__(
@@ -60,11 +63,13 @@ class OpenAIModel(ChatModel):
         *,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         max_retries: int = 3,
+        retry_budget_s: float = DEFAULT_RETRY_BUDGET_S,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.name = model
         self.base_url = base_url.rstrip("/")
         self.max_retries = max_retries
+        self.retry_budget_s = retry_budget_s
         self._owns_client = client is None
         headers = {"Content-Type": "application/json"}
         if api_key:
@@ -143,17 +148,20 @@ class OpenAIModel(ChatModel):
         yield answer.response(self.name)
 
     async def _open(self, body: bytes) -> httpx.Response:
-        """POST the request and return the open 200 response; retry what a retry can fix."""
+        """POST the request and return the open 200 response; retry what a retry can fix, within the budget."""
+        deadline = time.monotonic() + self.retry_budget_s
         attempt = 0
         while True:
             attempt += 1
             retry_after: float | None = None
             try:
-                request = self.client.build_request("POST", self.url, content=body, headers=self._headers)
+                request = self.client.build_request(
+                    "POST", self.url, content=body, headers=self._headers, timeout=self._timeout_within(deadline)
+                )
                 response = await self.client.send(request, stream=True)
             except httpx.TransportError as exc:
-                if attempt > self.max_retries:
-                    raise self._unreachable(exc) from exc
+                if attempt > self.max_retries or time.monotonic() >= deadline:
+                    raise self._unreachable(exc, attempt) from exc
             else:
                 if response.status_code == 200:
                     return response
@@ -163,14 +171,29 @@ class OpenAIModel(ChatModel):
                     raise await self._error_for(response, attempt)
                 retry_after = _retry_after(response)
             window = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (attempt - 1))
-            await _sleep(retry_after if retry_after is not None else random.uniform(0, window))  # full jitter
+            wait = retry_after if retry_after is not None else random.uniform(0, window)  # full jitter
+            if time.monotonic() + wait >= deadline:
+                raise ModelConnectionError(
+                    f"{self.shown_url} did not give an answer within {self.retry_budget_s:g} s over {attempt} attempts. "
+                    "The server may be overloaded or down; raise LLMOS_RETRY_BUDGET, or try again later."
+                )
+            await _sleep(wait)
+
+    def _timeout_within(self, deadline: float) -> httpx.Timeout:
+        """The client's timeouts, none longer than what is left of the request's budget."""
+        left = max(0.001, deadline - time.monotonic())
+        t = self.client.timeout
+        return httpx.Timeout(
+            connect=_at_most(t.connect, left), read=_at_most(t.read, left), write=_at_most(t.write, left),
+            pool=_at_most(t.pool, left),
+        )
 
     # --- errors -----------------------------------------------------------------------
 
-    def _unreachable(self, exc: httpx.TransportError) -> ModelConnectionError:
+    def _unreachable(self, exc: httpx.TransportError, attempts: int) -> ModelConnectionError:
         if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
             return ModelConnectionError(
-                f"{self.shown_url} did not answer in time ({type(exc).__name__}) after {self.max_retries + 1} attempts: "
+                f"{self.shown_url} did not answer in time ({type(exc).__name__}) after {attempts} attempts: "
                 "the server may be overloaded; raise LLMOS_READ_TIMEOUT or try again."
             )
         return ModelConnectionError(
@@ -309,6 +332,10 @@ class _Answer:
             calls.append(ToolCall(id=call["id"], **fields) if call["id"] else ToolCall(**fields))
         message = AssistantMessage(content="".join(self.text) or None, tool_calls=calls)
         return ChatResponse(model=model, message=message, usage=self.usage, finish_reason=self.finish)
+
+
+def _at_most(value: float | None, limit: float) -> float:
+    return limit if value is None else min(value, limit)
 
 
 def _retryable(status: int) -> bool:

@@ -71,6 +71,7 @@ def _openai(model: str, base_url: str) -> ChatModel:
         settings.api_key.get_secret_value() if settings.api_key else None,
         timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
         max_retries=settings.max_retries,
+        retry_budget_s=settings.retry_budget,
     )
 
 
