@@ -17,7 +17,8 @@ from llmos.memory.testing import TempPostgres
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    server = TempPostgres()
+    # Commits behave as in production; only the server's own crash safety (fsync) is off: no test crashes it.
+    server = TempPostgres(settings={"fsync": "off"})
     try:
         server.start()
         yield server
