@@ -248,17 +248,20 @@ class SQLSessionStore(SessionStore):
     async def messages(
         self, session: str, *, tenant: str = DEFAULT_TENANT, include_unanswered: bool = True
     ) -> list[StoredMessage]:
+        query = (
+            sa.select(messages_t, turns_t.c.number.label("turn_number"))
+            .join(turns_t, turns_t.c.id == messages_t.c.turn_id)
+            .join(sessions_t, sessions_t.c.key == messages_t.c.session_key)
+            .where(sessions_t.c.tenant_id == tenant, sessions_t.c.id == session)
+            .order_by(turns_t.c.number, messages_t.c.seq)
+        )
+        if not include_unanswered:
+            query = query.where(turns_t.c.status == "answered")
         async with self._transaction() as connection:
-            row = await self._session_row(connection, session, tenant)
-            query = (
-                sa.select(messages_t, turns_t.c.number.label("turn_number"))
-                .join(turns_t, turns_t.c.id == messages_t.c.turn_id)
-                .where(messages_t.c.session_key == row.key)
-                .order_by(turns_t.c.number, messages_t.c.seq)
-            )
-            if not include_unanswered:
-                query = query.where(turns_t.c.status == "answered")
-            return [_stored_message(m) for m in await connection.execute(query)]
+            rows = list(await connection.execute(query))
+            if not rows:  # one query in the common case; an empty result may mean an unknown session
+                await self._session_row(connection, session, tenant)
+        return [_stored_message(m) for m in rows]
 
     async def turns(self, session: str, *, tenant: str = DEFAULT_TENANT) -> list[Turn]:
         async with self._transaction() as connection:
@@ -322,7 +325,11 @@ class SQLSessionStore(SessionStore):
                     .where(sessions_t.c.key == key)
                     .values(turn_count=number, message_count=row.message_count + 1, updated_at=now)
                 )
-                turn = await self._turn(connection, turn_id)
+            stored = StoredMessage(**entry.model_dump(), seq=row.message_count + 1, turn=number, created_at=now)
+            turn = Turn(
+                id=turn_id, session=session, tenant=tenant, number=number, status="unanswered",
+                user_message=stored, started_at=now,
+            )
         except BaseException:
             await lock.release()
             raise
@@ -373,7 +380,13 @@ class SQLSessionStore(SessionStore):
                     .where(sessions_t.c.key == session.key)
                     .values(message_count=session.message_count + len(entries), updated_at=now)
                 )
-                return await self._turn(connection, turn.id)
+            answer = [
+                StoredMessage(**e.model_dump(), seq=first + i, turn=turn.number, created_at=now)
+                for i, e in enumerate(entries)
+            ]
+            return turn.turn.model_copy(
+                update={"status": "answered", "messages": answer, "record": record, "error": None, "finished_at": now}
+            )
         finally:
             turn.closed = True
             await turn.lock.release()
