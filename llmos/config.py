@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,15 @@ class Settings(BaseSettings):
     retry_budget: float = Field(
         180.0, gt=0, description="Seconds that one request may take over all its attempts, waits included."
     )
+
+    # Sessions (llmos.memory): SQLite under `home` by default; a PostgreSQL URL when processes share them.
+    memory_url: str | None = Field(
+        None, description="Session database, e.g. postgresql+psycopg://user@host/db (default: sqlite file in home)."
+    )
+    memory_on_busy: Literal["wait", "refuse"] = Field(
+        "wait", description="A message for a session whose turn is running: wait for it, or refuse at once."
+    )
+    memory_lock_timeout: float = Field(30.0, gt=0, description="Seconds a message waits for its session's lock.")
 
 
 @lru_cache(maxsize=1)

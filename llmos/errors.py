@@ -100,3 +100,46 @@ class AccessDeniedError(DomainError):
 
 class InvalidDataError(DomainError):
     """Input data cannot be used: a malformed CSV, an empty date range, a file outside the allowed folders."""
+
+
+# --- memory (sessions) ------------------------------------------------------
+
+
+class MemoryStoreError(LLMOSError):
+    """The session store could not read or write a conversation."""
+
+
+class DatabaseURLError(MemoryStoreError, ConfigError):
+    """The session database URL cannot be used (malformed, unknown database, or a driver that is not async)."""
+
+
+class DatabaseUnavailableError(MemoryStoreError):
+    """The session database is down, unreachable, or locked for too long. The message names it (never its password)."""
+
+
+class SchemaError(MemoryStoreError):
+    """The session database's schema is newer than this llmos, or cannot be migrated."""
+
+
+class UnknownTenantError(MemoryStoreError):
+    """No session was ever stored for this tenant."""
+
+
+class UnknownUserError(MemoryStoreError):
+    """No session was ever stored for this user of the tenant."""
+
+
+class UnknownSessionError(MemoryStoreError):
+    """The session (or turn) does not exist for this tenant."""
+
+
+class SessionExistsError(MemoryStoreError):
+    """A session with this id already exists for this tenant."""
+
+
+class SessionBusyError(MemoryStoreError):
+    """Another turn of the session is running (in this or another process); turns of one session never interleave."""
+
+
+class TurnStateError(MemoryStoreError):
+    """A turn cannot be finished or retried: it is already answered, or its run lost the session's lock."""

@@ -1,0 +1,1 @@
+"""Alembic migrations of the session store's schema; `llmos.memory.migrate` runs them."""
