@@ -331,11 +331,12 @@ def keys_list(
     """List API keys (never their secrets)."""
 
     def run() -> None:
-        table = Table("id", "tenant", "role", "user", "created", "status", "label")
+        table = Table("tenant", "role", "user", "created", "status", "label")
+        table.add_column("id", no_wrap=True, min_width=16)  # whole, to be pasted into `llmos keys revoke`
         for k in _with_keys(keys_url, lambda keys: keys.list_keys(tenant=tenant)):
-            who = k.user or ("(X-LLMOS-User)" if k.sets_user else "-")
+            who = k.user or ("(header)" if k.sets_user else "-")  # a backend key: X-LLMOS-User
             status = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
-            table.add_row(k.id, k.tenant, k.role, who, f"{k.created_at:%Y-%m-%d %H:%M}", status, k.label)
+            table.add_row(k.tenant, k.role, who, f"{k.created_at:%Y-%m-%d %H:%M}", status, k.label, k.id)
         console.print(table)
 
     _guard(run)
