@@ -26,6 +26,16 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("llmos_r
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 log = logging.getLogger("llmos.server")
 
+
+
+def _with_request_id(record: logging.LogRecord) -> bool:
+    """Stamp the record with the request being served when it is made (the log call's context)."""
+    record.request_id = request_id.get()
+    return True
+
+
+log.addFilter(_with_request_id)
+
 _LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
@@ -115,7 +125,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if (rid := request_id.get()) is not None:
+        if (rid := getattr(record, "request_id", None)) is not None:
             line["request_id"] = rid
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
