@@ -16,7 +16,7 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, model_validator
 
 from llmos.errors import OutputValidationError, PromptError
-from llmos.llm.messages import AssistantMessage, Message, ToolCall
+from llmos.llm.messages import AssistantMessage, Message, ToolCall, ToolMessage
 from llmos.llm.parsing import CallTextHolder, extract_json, parse_tool_calls
 
 ToolChoice = Literal["auto", "required", "none"] | str
@@ -188,8 +188,10 @@ def _finish(request: ChatRequest, raw: ChatResponse, latency_s: float) -> ChatRe
     if request.output_schema is not None:
         output = request.output_schema.validate_text(message.content or "")
     elif request.tools and request.tool_choice != "none" and not message.tool_calls:
-        # Open models often write their call as JSON text instead of a native call.
-        calls, rest = parse_tool_calls(message.content or "", [t.name for t in request.tools])
+        # Open models often write their call as JSON text instead of a native call. A call copied
+        # from a tool result is a quotation (a document that holds one), not the model's call.
+        quoted = [m.content for m in request.messages if isinstance(m, ToolMessage)]
+        calls, rest = parse_tool_calls(message.content or "", [t.name for t in request.tools], quoted=quoted)
         if calls:
             message = AssistantMessage(content=rest or None, tool_calls=calls)
     if request.forced_tool and not message.tool_calls:

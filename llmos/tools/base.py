@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import re
 import sys
 import types
@@ -25,6 +24,7 @@ from pydantic_core import PydanticSerializationError
 
 from llmos.errors import ToolDefinitionError
 from llmos.llm.model import ToolSpec
+from llmos.llm.parsing import loads
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI-compatible servers accept
 _SCHEMA_WORDS = frozenset({"required", "type", "title", "additionalProperties", "$schema"})
@@ -137,7 +137,7 @@ class Tool:
         safer than failing a call whose real arguments are right.
         """
         try:
-            parsed = json.loads(arguments)
+            parsed = loads(arguments)  # bounded depth: the model wrote this
         except ValueError:
             return None
         if not isinstance(parsed, dict):
