@@ -66,12 +66,19 @@ class OutputSchema(BaseModel):
         try:
             if self._adapter is not None:
                 return self._adapter.validate_python(data)
-            jsonschema.validate(data, self.json_schema)
-            return data
-        except (ValidationError, jsonschema.ValidationError) as exc:
+        except ValidationError as exc:
             raise OutputValidationError(
-                f"The model's answer does not match output '{self.name}': {exc}. Answer was: {text[:300]!r}"
+                f"The model's answer does not match output '{self.name}': {_clip(str(exc))}. Answer was: {text[:300]!r}"
             ) from None
+        # The first error, not jsonschema's best of all of them: a runaway answer can hold thousands.
+        error = next(jsonschema.Draft202012Validator(self.json_schema).iter_errors(data), None)
+        if error is not None:
+            where = "/".join(str(part) for part in error.absolute_path) or "the answer"
+            raise OutputValidationError(
+                f"The model's answer does not match output '{self.name}': at {where}: {_clip(error.message)}. "
+                f"Answer was: {text[:300]!r}"
+            )
+        return data
 
 
 class ChatRequest(BaseModel):
@@ -180,6 +187,11 @@ class ChatModel(ABC):
 
     async def aclose(self) -> None:
         """Release what the backend holds (threads, connections). Safe to call twice."""
+
+
+def _clip(message: str, limit: int = 1000) -> str:
+    """An error message short enough for a prompt: validators quote the offending value, which can be megabytes."""
+    return message if len(message) <= limit else message[:limit] + " ..."
 
 
 def _finish(request: ChatRequest, raw: ChatResponse, latency_s: float) -> ChatResponse:

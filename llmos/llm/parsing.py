@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from itertools import accumulate
 from typing import Any
@@ -24,7 +25,8 @@ from llmos.llm.messages import ToolCall
 _TAG = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.S)  # no \s* around the body: quadratic on spaces
 _FENCE = re.compile(r"```([a-zA-Z_]*+)[ \t]*+(.*?)```", re.S)  # possessive: no backtracking, linear
 _CALL_FENCES = ("", "json", "json5", "tool_call", "tool_code")  # other languages are code shown, never a call
-_STRUCTURE = re.compile(r'[][{}"]')
+_STRUCTURE = re.compile(r'[\[{]+|[\]}"]')  # runs of opening brackets in one match: "{" * 100_000 is one
+_CLOSER = {"[": "]", "{": "}"}
 _STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # the rest of a JSON string, closing quote included
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _BRACKET = re.compile(r"[][{}]")
@@ -35,8 +37,11 @@ _CHUNK = 1 << 20
 # --- JSON -------------------------------------------------------------------------------
 
 
-def json_depth(text: str) -> int:
-    """How deep brackets nest in `text`, those inside JSON strings not counted. Linear, in bounded memory."""
+def json_depth(text: str, *, stop_above: int | None = None) -> int:
+    """How deep brackets nest in `text`, those inside JSON strings not counted. Linear, in bounded memory.
+
+    With `stop_above`, the scan stops at the first chunk that nests deeper (and returns that depth).
+    """
     bare = _STRING.sub("", text)  # an unterminated string stays: its brackets count, which errs on the safe side
     depth = deepest = 0
     for at in range(0, len(bare), _CHUNK):
@@ -44,15 +49,18 @@ def json_depth(text: str) -> int:
         if brackets:
             levels = list(accumulate(map(_STEP.__getitem__, brackets), initial=depth))
             deepest, depth = max(deepest, max(levels)), levels[-1]
+            if stop_above is not None and deepest > stop_above:
+                break
     return deepest
 
 
 def loads(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """`json.loads` for text a model wrote: JSON nested deeper than `max_depth` raises
     JSONDepthError (a ValueError) before parsing, instead of RecursionError during it."""
-    if text.count("[") + text.count("{") > max_depth and (depth := json_depth(text)) > max_depth:
+    if text.count("[") + text.count("{") > max_depth and (depth := json_depth(text, stop_above=max_depth)) > max_depth:
         raise JSONDepthError(
-            f"the JSON nests {depth} levels deep; llmos reads at most {max_depth}. Write flatter JSON."
+            f"the JSON nests {'' if len(text) <= _CHUNK else 'at least '}{depth} levels deep; llmos reads at "
+            f"most {max_depth}. Write flatter JSON."
         )
     try:
         return json.loads(text)
@@ -88,23 +96,25 @@ def _spans(text: str, end: int) -> list[_Span]:
     search, string_rest = _STRUCTURE.search, _STRING_REST.match
     pos = 0
     while (match := search(text, pos, end)) is not None:
-        char, pos = match.group(), match.end()
-        if char == '"':
+        token, start, pos = match.group(), match.start(), match.end()
+        if token == '"':
             if stack:
                 rest = string_rest(text, pos, end)
                 if rest is None:
                     break  # an unterminated string: nothing after it closes
                 pos = rest.end()
-        elif char == "{" or char == "[":
-            stack.append([pos - 1, "}" if char == "{" else "]", 0, None])
+        elif token[0] in "[{":  # a run of opening brackets, pushed at once
+            closer = _CLOSER
+            stack.extend([[start + i, closer[c], 0, None] for i, c in enumerate(token)])
         else:
-            while stack and stack[-1][1] != char:
+            while stack and stack[-1][1] != token:
                 _give_up(stack, outermost)
             if stack:
                 start, _, depth, inside = stack.pop()
                 _add(stack, outermost, [(start, pos, depth + 1, inside)], depth + 1)
-    while stack:
-        _give_up(stack, outermost)
+    # Never closed: each one's spans go to the one below, so in the end all go out, bottom first.
+    for _, _, _, inside in stack:
+        outermost.extend(inside or ())
     return outermost
 
 
@@ -112,12 +122,12 @@ def _give_up(stack: list[_Open], outermost: list[_Span]) -> None:
     """The top bracket never closes: the spans inside it belong to the one below."""
     _, _, depth, inside = stack.pop()
     # JSON would still read the lost bracket as a level: it counts for the depth.
-    _add(stack, outermost, inside or [], depth + 1)
+    _add(stack, outermost, inside, depth + 1)
 
 
-def _add(stack: list[_Open], outermost: list[_Span], spans: list[_Span], depth: int) -> None:
+def _add(stack: list[_Open], outermost: list[_Span], spans: list[_Span] | None, depth: int) -> None:
     if not stack:
-        outermost.extend(spans)
+        outermost.extend(spans or ())
         return
     parent = stack[-1]
     if spans:
@@ -222,9 +232,13 @@ def parse_tool_calls(
         return calls, ("".join(kept) + unscanned).strip()
 
     kept, last, first = [], 0, None
+    code_starts = [a for a, _ in code]
     for start, end, value in json_values(scanned):
+        at = bisect_right(code_starts, start) - 1
+        if at >= 0 and start < code[at][1]:
+            continue
         first = value if first is None else first
-        if any(a <= start < b for a, b in code) or not _on_own_lines(scanned, start, end):
+        if not _on_own_lines(scanned, start, end):
             continue
         found = _as_calls(value, tool_names)
         if found and not quotes.contain(scanned[start:end], found):
@@ -344,14 +358,16 @@ class CallTextHolder:
 
     def __init__(self) -> None:
         self._pending = ""
+        self._held: list[str] = []  # deltas after the marker: a list, as joining strings each time is quadratic
         self._holding = False
         self._started = False
 
     def feed(self, text: str) -> str:
         """Take a delta; return the part that is safe to show now."""
-        self._pending += text
         if self._holding:
+            self._held.append(text)
             return ""
+        self._pending += text
         if not self._started:
             stripped = self._pending.lstrip()
             if not stripped:
@@ -376,5 +392,6 @@ class CallTextHolder:
 
     def flush(self) -> str:
         """The text still held back."""
-        held, self._pending = self._pending, ""
+        held, self._pending = self._pending + "".join(self._held), ""
+        self._held = []
         return held
