@@ -28,7 +28,18 @@ def summary(seconds: list[float]) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()}
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(), **cpu()}
+
+
+def cpu() -> dict[str, Any]:
+    """The CPU model and whether it has AVX-512 (Linux; empty elsewhere): timings depend on both."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    model = next((line.partition(":")[2].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = next((line.partition(":")[2].split() for line in info.splitlines() if line.startswith("flags")), [])
+    return {"cpu_model": model, "avx512": "avx512f" in flags}
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:

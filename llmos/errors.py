@@ -38,6 +38,11 @@ class OutputValidationError(ModelError):
     """The model's answer does not match the requested output schema."""
 
 
+class JSONDepthError(ModelError, ValueError):
+    """JSON from a model nests deeper than llmos reads (see llmos.limits). A ValueError too,
+    so code that handles unparsable JSON handles this the same way."""
+
+
 # --- tools ------------------------------------------------------------------
 
 

@@ -6,7 +6,6 @@ Everything an agent run does is in `Agent._loop`; read it top to bottom.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
@@ -31,8 +30,10 @@ from llmos.errors import (
     LLMOSError,
     PromptError,
 )
+from llmos.limits import MAX_ARGUMENTS_CHARS, MAX_RESULT_CHARS, arguments_problem, clip_result
 from llmos.llm.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, UserMessage
 from llmos.llm.model import ChatModel, ChatRequest, OutputSchema, TextDelta, ToolChoice, Usage
+from llmos.llm.parsing import canonical_arguments
 from llmos.tools import Tool, ToolResult, as_tool
 from llmos.tools.context import ApprovalRequest, RunContext
 
@@ -49,6 +50,11 @@ class Budget(BaseModel):
     max_steps: int = Field(8, ge=1, description="Model calls, tool-using steps and the final answer together.")
     max_tokens: int | None = Field(None, ge=1, description="Prompt plus completion tokens over the whole run.")
     max_seconds: float | None = Field(None, gt=0, description="Wall time of the whole run.")
+    # Bounds of each tool call rather than of the run: see llmos.limits.
+    max_argument_chars: int = Field(
+        MAX_ARGUMENTS_CHARS, ge=1, description="Longer tool arguments are refused with an error result."
+    )
+    max_result_chars: int = Field(MAX_RESULT_CHARS, ge=1, description="Longer tool results are cut for the model.")
 
 
 class Agent(Generic[OutputT]):
@@ -319,6 +325,8 @@ class Agent(Generic[OutputT]):
             result = done[key]
         elif key in refused:
             result = refused[key]
+        elif problem := arguments_problem(call.name, call.arguments, self.budget.max_argument_chars):
+            result = ToolResult(content=problem, is_error=True)
         elif tool is None:
             result = ToolResult(
                 content=f"There is no tool named '{call.name}'. Available tools: {', '.join(self.tools) or 'none'}.",
@@ -326,6 +334,7 @@ class Agent(Generic[OutputT]):
             )
         else:
             result = await tool.run(call.arguments, context)
+            result = result.model_copy(update={"content": clip_result(result.content, self.budget.max_result_chars)})
             if not result.is_error:
                 done[key] = result
         return result, time.perf_counter() - started
@@ -349,10 +358,7 @@ def _choice(planned: ToolChoice, answer_now: bool, retry_tool: str | None) -> To
 
 
 def _canonical(arguments: str) -> str:
-    try:
-        return json.dumps(json.loads(arguments), sort_keys=True)
-    except ValueError:
-        return arguments
+    return canonical_arguments(arguments)  # never raises: not JSON, too deep or too long is compared as written
 
 
 @asynccontextmanager

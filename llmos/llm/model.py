@@ -16,7 +16,7 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, model_validator
 
 from llmos.errors import OutputValidationError, PromptError
-from llmos.llm.messages import AssistantMessage, Message, ToolCall
+from llmos.llm.messages import AssistantMessage, Message, ToolCall, ToolMessage
 from llmos.llm.parsing import CallTextHolder, extract_json, parse_tool_calls
 
 ToolChoice = Literal["auto", "required", "none"] | str
@@ -66,12 +66,19 @@ class OutputSchema(BaseModel):
         try:
             if self._adapter is not None:
                 return self._adapter.validate_python(data)
-            jsonschema.validate(data, self.json_schema)
-            return data
-        except (ValidationError, jsonschema.ValidationError) as exc:
+        except ValidationError as exc:
             raise OutputValidationError(
-                f"The model's answer does not match output '{self.name}': {exc}. Answer was: {text[:300]!r}"
+                f"The model's answer does not match output '{self.name}': {_clip(str(exc))}. Answer was: {text[:300]!r}"
             ) from None
+        # The first error, not jsonschema's best of all of them: a runaway answer can hold thousands.
+        error = next(jsonschema.Draft202012Validator(self.json_schema).iter_errors(data), None)
+        if error is not None:
+            where = "/".join(str(part) for part in error.absolute_path) or "the answer"
+            raise OutputValidationError(
+                f"The model's answer does not match output '{self.name}': at {where}: {_clip(error.message)}. "
+                f"Answer was: {text[:300]!r}"
+            )
+        return data
 
 
 class ChatRequest(BaseModel):
@@ -182,14 +189,21 @@ class ChatModel(ABC):
         """Release what the backend holds (threads, connections). Safe to call twice."""
 
 
+def _clip(message: str, limit: int = 1000) -> str:
+    """An error message short enough for a prompt: validators quote the offending value, which can be megabytes."""
+    return message if len(message) <= limit else message[:limit] + " ..."
+
+
 def _finish(request: ChatRequest, raw: ChatResponse, latency_s: float) -> ChatResponse:
     message = raw.message
     output = None
     if request.output_schema is not None:
         output = request.output_schema.validate_text(message.content or "")
     elif request.tools and request.tool_choice != "none" and not message.tool_calls:
-        # Open models often write their call as JSON text instead of a native call.
-        calls, rest = parse_tool_calls(message.content or "", [t.name for t in request.tools])
+        # Open models often write their call as JSON text instead of a native call. A call copied
+        # from a tool result is a quotation (a document that holds one), not the model's call.
+        quoted = [m.content for m in request.messages if isinstance(m, ToolMessage)]
+        calls, rest = parse_tool_calls(message.content or "", [t.name for t in request.tools], quoted=quoted)
         if calls:
             message = AssistantMessage(content=rest or None, tool_calls=calls)
     if request.forced_tool and not message.tool_calls:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
-import json
 import re
 import sys
 import threading
@@ -27,6 +26,7 @@ from pydantic_core import PydanticSerializationError
 
 from llmos.errors import ToolDefinitionError
 from llmos.llm.model import ToolSpec
+from llmos.llm.parsing import loads
 from llmos.tools.context import RunContext, is_context_type
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI-compatible servers accept
@@ -150,7 +150,7 @@ class Tool:
         safer than failing a call whose real arguments are right.
         """
         try:
-            parsed = json.loads(arguments)
+            parsed = loads(arguments)  # bounded depth: the model wrote this
         except ValueError:
             return None
         if not isinstance(parsed, dict):

@@ -1,0 +1,1 @@
+"""Reproductions of hostile model output and hostile tool content: each must stay harmless."""

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from llmos.errors import ConfigError, PromptError
 from llmos.llm.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, UserMessage
 from llmos.llm.model import ChatRequest, Usage
+from llmos.llm.parsing import loads
 
 OUTPUT_INSTRUCTION = (
     "Answer with one JSON object and nothing else. It must match this JSON schema:\n{schema}"
@@ -287,7 +288,7 @@ class Engine:
         """The assistant message for a finished generation: a native tool call when one was forced."""
         if request.forced_tool and request.output_schema is None:
             try:
-                data = json.loads(generation.text)
+                data = loads(generation.text)
             except ValueError:  # cut off by max_tokens: let the base class report it
                 return AssistantMessage(content=generation.text)
             arguments = json.dumps(data["arguments"], ensure_ascii=False)
@@ -321,8 +322,8 @@ def _template_message(message: Message) -> dict[str, Any]:
 def _arguments(text: str) -> Any:
     """Templates render arguments with `tojson`: pass a dict, or the text as written if it is not JSON."""
     try:
-        return json.loads(text)
-    except ValueError:
+        return loads(text)
+    except ValueError:  # not JSON, or too deep to render
         return text
 
 
