@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from llmos.agents import Team
-from llmos.agents.specialists import analysis_agent, recommendation_agent, support_agent
+from llmos.demo.specialists import analysis_agent, recommendation_agent
 from llmos.demo.stores import COMPANY, DemoStores
+from llmos.demo.support import support_agent
 from llmos.llm.model import ChatModel
 from llmos.llm.registry import get_model
 
