@@ -8,14 +8,16 @@ and its wording, given to llmos's generic support specialist (llmos/agents/speci
 
 from __future__ import annotations
 
+import tomllib
 from datetime import date
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from llmos.agents.agent import Agent, Budget
 from llmos.agents.specialists import support as generic
-from llmos.agents.specialists.escalation import Condition, EscalationPolicy, EscalationRule
+from llmos.agents.specialists.escalation import EscalationPolicy
 from llmos.agents.specialists.tickets import DEFAULT_TENANT, NOT_SIGNED_IN, TicketDesk
 from llmos.demo.stores import CustomerRow, DemoStores, OrderRow
 from llmos.errors import AccessDeniedError, NotFoundError
@@ -40,24 +42,8 @@ SEARCH_DESCRIPTION = (
     "Returns numbered passages with their source; cite the numbers you use, like [1]."
 )
 
-# escalation.md and damaged-items.md as rules: a damaged safety item (stoves and fuel, climbing and
-# protective gear) or a damaged item over $200 goes to a human.
-SAFETY_WORDS = ["stove", "fuel", "harness", "rope", "helmet", "belay"]
-_DAMAGED = Condition(field="status", equals="damaged")
-_DO_NOT_USE = "escalate_to_human is required by policy; tell the customer not to use it."
-ESCALATION = EscalationPolicy(
-    rules=[
-        EscalationRule(name="damaged safety item", tool="lookup_order",
-                       when=[_DAMAGED, Condition(field="items.name", contains_any=SAFETY_WORDS)],
-                       next_step=f"Damaged safety item ({{matched}}): {_DO_NOT_USE}"),
-        EscalationRule(name="damaged item over $200", tool="lookup_order",
-                       when=[_DAMAGED, Condition(field="items.price", above=200)],
-                       next_step=f"Damaged item over $200 ({{matched}}): {_DO_NOT_USE}"),
-        EscalationRule(name="damaged delivery", tool="lookup_order", when=[_DAMAGED], escalate=False,
-                       next_step="Damaged delivery: create_ticket and offer a replacement or full refund (damaged-items.md)."),
-    ],
-    default_next_step="No action required by policy.",
-)
+# The shop's escalation rules are data, in its assistant file (escalation.md and damaged-items.md as rules).
+ESCALATION = EscalationPolicy(rules=tomllib.loads((Path(__file__).parent / "assistant.toml").read_text())["escalation"])
 
 # The ticket tools in the shop's words: what a ticket is about is an order.
 TICKET_WORDING = {
