@@ -9,8 +9,8 @@ the tools look up only that customer's orders and tickets. The first run builds 
 import sys
 
 from llmos.agents import ErrorEvent, FinalEvent, ToolCallEvent, ToolResultEvent
-from llmos.agents.specialists import support_agent
 from llmos.demo import prepare_demo
+from llmos.demo.support import support_agent
 from llmos.tools import RunContext
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -23,13 +24,35 @@ DEMO_CUSTOMER = "C001"  # the demo's signed-in customer: Maya Lindqvist, who own
 
 
 @app.command()
+def check(file: Annotated[Path, typer.Argument(help="An assistant file (.toml).")]) -> None:
+    """Check an assistant file: prints every mistake with its field and what to write instead."""
+    from llmos.assistants import check_file
+
+    spec, problems = check_file(file)
+    for problem in problems:
+        console.print(f"[red]error[/] {problem}")
+    if problems:
+        console.print(f"[bold red]{len(problems)} problem(s).[/]")
+        raise typer.Exit(1)
+    names = ", ".join(f"{s.name} ({s.kind})" for s in spec.specialists)
+    console.print(f"[green]{file} is a valid assistant:[/] {spec.name}; specialists: {names}.")
+
+
+@app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="What to ask.")],
     model: Annotated[Optional[str], typer.Option(help="Model name or folder (default: LLMOS_MODEL).")] = None,
     max_steps: Annotated[int, typer.Option(help="Most model calls in the run.")] = 6,
     max_seconds: Annotated[float, typer.Option(help="Wall-time budget of the run, in seconds.")] = ASK_SECONDS,
+    assistant_file: Annotated[
+        Optional[Path], typer.Option("--assistant", help="Ask the team of this assistant file instead.")
+    ] = None,
+    user: Annotated[Optional[str], typer.Option(help="The signed-in customer the tools act for (with --assistant).")] = None,
 ) -> None:
-    """Ask the default assistant (calculator and clock tools) and watch it work."""
+    """Ask the default assistant (calculator and clock tools), or an assistant file's team, and watch it work."""
+    if assistant_file is not None:
+        _team_session(assistant_file, model, user, TEAM_SECONDS if max_seconds == ASK_SECONDS else max_seconds, question)
+        return
     from llmos.agents import Budget, ErrorEvent
     from llmos.agents.assistant import assistant
     from llmos.render import EventRenderer, TerminalApprover
@@ -94,10 +117,18 @@ def demo(
 @app.command()
 def chat(
     model: Annotated[Optional[str], typer.Option(help="Model name or folder (default: LLMOS_MODEL).")] = None,
-    user: Annotated[str, typer.Option(help="The signed-in customer the tools act for.")] = DEMO_CUSTOMER,
+    user: Annotated[Optional[str], typer.Option(help="The signed-in customer the tools act for.")] = None,
     max_seconds: Annotated[float, typer.Option(help="Wall-time budget of each turn, in seconds.")] = TEAM_SECONDS,
+    assistant_file: Annotated[
+        Optional[Path], typer.Option("--assistant", help="Chat with this assistant file's team (default: the demo's).")
+    ] = None,
 ) -> None:
-    """Chat with the demo company's team; the conversation is kept between turns. Empty line or Ctrl-D ends."""
+    """Chat with an assistant file's team (default: the demo company's); the conversation is kept between turns.
+    Empty line or Ctrl-D ends."""
+    if assistant_file is not None:
+        _team_session(assistant_file, model, user, max_seconds, None)
+        return
+    user = user or DEMO_CUSTOMER
     from llmos.agents import ErrorEvent, FinalEvent
     from llmos.demo import prepare_demo
     from llmos.demo.team import demo_team
@@ -129,6 +160,47 @@ def chat(
         await chat_model.aclose()
 
     _run(main())
+
+
+def _team_session(path: Path, model: str | None, user: str | None, max_seconds: float, question: str | None) -> None:
+    """One question (`question`) or a chat (None) with the team of an assistant file."""
+    from llmos.agents import ErrorEvent, FinalEvent
+    from llmos.assistants import load_assistant
+    from llmos.render import EventRenderer, TerminalApprover
+
+    async def main() -> bool:
+        console.print(f"[dim]Loading {path} (knowledge folders are synced on each load)...[/]")
+        assistant = await asyncio.to_thread(load_assistant, path, model)
+        team, history, ok = assistant.team, [], True
+        team.budget = team.budget.model_copy(update={"max_seconds": max_seconds})
+        context = assistant.context(user=user, approver=TerminalApprover(console))
+        console.print(f"[dim]{assistant.spec.name}. Signed in as {user or 'nobody'}. "
+                      f"Budget: {team.budget.max_steps} model calls, {max_seconds:g} s.[/]")
+        while True:
+            text = question
+            if text is None:
+                try:
+                    text = await asyncio.to_thread(console.input, "[bold]you>[/] ")
+                except EOFError:
+                    break
+                if not text.strip():
+                    break
+            render = EventRenderer(console)
+            async for event in team.stream(text, history=history, context=context):
+                render(event)
+                if isinstance(event, FinalEvent) and event.subtask is None:
+                    history = event.result.messages
+                elif isinstance(event, ErrorEvent) and event.subtask is None:
+                    ok = False
+                    if question is None:
+                        console.print("[dim]That turn failed; the conversation so far is kept.[/]")
+            if question is not None:
+                break
+        await assistant.model.aclose()
+        return ok
+
+    if not _run(main()) and question is not None:
+        raise typer.Exit(1)
 
 
 @models_app.callback()

@@ -6,8 +6,9 @@ Everything an agent run does is in `Agent._loop`; read it top to bottom.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
 from typing import Any, Generic, TypeVar
 
@@ -68,6 +69,9 @@ class Agent(Generic[OutputT]):
     tool_choice: what the first step may do: "auto" (the model decides), "required" or a
     tool's name (it must call one first: for specialists that always look something up, and
     for models whose free choice is unreliable), or "none". Later steps are always "auto".
+    turn_notes: callables (task, history) -> text (or an awaitable of it) added to the
+    instructions of that run only, when not empty: rules that apply to some turns (guidelines
+    that match, an escalation the customer's words trigger), so the usual prompt stays short.
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class Agent(Generic[OutputT]):
         self.budget = budget or Budget()
         self.tool_choice = tool_choice
         self.max_tokens_per_call = max_tokens_per_call
+        self.turn_notes: list[Callable[[str, Sequence[Message]], str | Awaitable[str]]] = []
 
     @property
     def model(self) -> ChatModel:
@@ -142,6 +147,16 @@ class Agent(Generic[OutputT]):
             return asyncio.run(self.run(task, history=history, context=context))
         raise AgentError("run_sync was called inside a running event loop: use `await agent.run(...)` there.")
 
+    async def instructions_for(self, task: str, history: Sequence[Message]) -> str:
+        """The system prompt of a run on `task`: the instructions, then the turn notes that apply."""
+        notes = []
+        for note in self.turn_notes:
+            text = note(task, history)
+            text = await text if inspect.isawaitable(text) else text
+            if text:
+                notes.append(text)
+        return "\n".join([self.instructions, *notes])
+
     # --- the loop ----------------------------------------------------------------------
 
     async def _loop(self, task: str, history: Sequence[Message], context: RunContext) -> AsyncIterator[AgentEvent]:
@@ -149,7 +164,8 @@ class Agent(Generic[OutputT]):
             raise PromptError(f"Agent '{self.name}' got an empty task: say what it should do.")
         started = time.perf_counter()
         deadline = None if self.budget.max_seconds is None else started + self.budget.max_seconds
-        messages: list[Message] = [SystemMessage(content=self.instructions), *history, UserMessage(content=task)]
+        instructions = await self.instructions_for(task, history)
+        messages: list[Message] = [SystemMessage(content=instructions), *history, UserMessage(content=task)]
         usage = Usage()
         calls_made = tool_calls = 0
         failures: dict[str, int] = {}

@@ -3,11 +3,12 @@
     stores = prepare_demo()             # LLMOS_HOME/demo: demo.sqlite, knowledge/ (Chroma), charts/
     stores.docs.search("damaged stove") # policies and FAQ (tenant "demo-docs")
     stores.catalog                      # catalog item texts (tenant "demo-catalog"), one chunk per item
-    with stores.session() as db: ...    # customers, orders, order_items, tickets (SQLAlchemy)
+    with stores.session() as db: ...    # customers, orders, order_items (SQLAlchemy)
+    stores.tickets                      # llmos's ticket store (tickets.sqlite), which the support specialist writes
 
 Preparing again is free: a marker file records which data version was built. When the
 packaged data changes, customers and orders are reloaded and both collections rebuilt;
-tickets, which the support specialist writes, are kept.
+tickets are kept.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
-from pydantic import BaseModel
-from sqlalchemy import Boolean, Date, DateTime, Engine, Float, ForeignKey, Integer, String, Text, create_engine, delete
+from sqlalchemy import Date, Engine, Float, ForeignKey, Integer, String, Text, create_engine, delete
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
+from llmos.agents.specialists.catalog import CatalogItem
+from llmos.agents.specialists.tickets import TicketStore
 from llmos.knowledge import Chunk, Embedder, KnowledgeBase, Location, open_tenants
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -69,36 +71,7 @@ class OrderItemRow(Base):
     order: Mapped[OrderRow] = relationship(back_populates="items")
 
 
-class TicketRow(Base):
-    __tablename__ = "tickets"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
-    order_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    subject: Mapped[str] = mapped_column(String(200))
-    description: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="open")  # open, pending, resolved, escalated
-    priority: Mapped[str] = mapped_column(String(10), default="normal")
-    handoff: Mapped[bool] = mapped_column(Boolean, default=False)
-    """True when a human agent must take over; `summary` then says what they need to know."""
-    summary: Mapped[str] = mapped_column(Text, default="")
-    notes: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    updated_at: Mapped[datetime] = mapped_column(DateTime)
-
-
 # --- the stores --------------------------------------------------------------------------------
-
-
-class CatalogItem(BaseModel):
-    id: str
-    name: str
-    category: str
-    price: float
-    description: str
-
-    def text(self) -> str:
-        """What gets embedded: name, category and description together."""
-        return f"{self.name} ({self.category}). {self.description}"
 
 
 @dataclass
@@ -111,6 +84,7 @@ class DemoStores:
     catalog: KnowledgeBase
     items: dict[str, CatalogItem]
     reviews_csv: Path
+    tickets: TicketStore
 
     @property
     def embedder(self) -> Embedder:
@@ -136,7 +110,8 @@ def prepare_demo(home: str | Path | None = None, *, embedder: Embedder | None = 
     engine = create_engine(f"sqlite:///{root / 'demo.sqlite'}")
     kbs = open_tenants(root / "knowledge", [DOCS_TENANT, CATALOG_TENANT], embedder=embedder)
     items = {i["id"]: CatalogItem(**i) for i in json.loads((DATA_DIR / "catalog.json").read_text())}
-    stores = DemoStores(root, engine, kbs[DOCS_TENANT], kbs[CATALOG_TENANT], items, DATA_DIR / "reviews.csv")
+    tickets = TicketStore(root / "tickets.sqlite")
+    stores = DemoStores(root, engine, kbs[DOCS_TENANT], kbs[CATALOG_TENANT], items, DATA_DIR / "reviews.csv", tickets)
 
     marker = root / "prepared.json"
     want = {"data": _data_version(), "embedder": stores.embedder.name}

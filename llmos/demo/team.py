@@ -1,12 +1,12 @@
-"""The demo company's team: support, recommendation and analysis specialists with a planner."""
+"""The demo company's team: support, recommendation and analysis specialists with a planner, from its assistant file."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from llmos.agents import Team
-from llmos.agents.specialists import analysis_agent, recommendation_agent, support_agent
 from llmos.demo.stores import COMPANY, DemoStores
 from llmos.llm.model import ChatModel
-from llmos.llm.registry import get_model
 
 DEMO_GOAL = (
     "I'm customer C001. My order O1090 arrived damaged: the stove is dented. What can you do about it? "
@@ -27,6 +27,9 @@ PLAN_EXAMPLE = (
 PLANNER_INSTRUCTIONS = f"\nYou work for {COMPANY}, an outdoor-gear shop."
 
 
+DEMO_FILE = Path(__file__).parent / "assistant.toml"
+
+
 def demo_team(
     stores: DemoStores,
     model: ChatModel | str | None = None,
@@ -34,19 +37,14 @@ def demo_team(
     route: bool = False,
     subtask_timeout: float | None = 300.0,
 ) -> Team:
-    """The team over the demo stores; one model instance serves the planner and every specialist.
+    """The team of the demo's assistant file over `stores`; one model instance serves the planner and every specialist.
 
     subtask_timeout: seconds per subtask attempt; None bounds subtasks by their steps and tokens only.
     """
-    if not isinstance(model, ChatModel):
-        model = get_model(model)
-    return Team(
-        [support_agent(stores, model), recommendation_agent(stores, model), analysis_agent(stores, model)],
-        model=model,
-        planner_instructions=PLANNER_INSTRUCTIONS,
-        planner_example=PLAN_EXAMPLE,
-        # The small default model routes a goal with several intents to one specialist,
-        # so the demo always plans (a plan of one still skips the synthesis call).
-        route=route,
-        subtask_timeout=subtask_timeout,
-    )
+    from llmos.assistants import load_assistant
+    from llmos.demo.tools import use_stores
+
+    use_stores(stores)
+    team = load_assistant(DEMO_FILE, model, embedder=stores.embedder).team
+    team.route, team.subtask_timeout = route, subtask_timeout
+    return team

@@ -15,6 +15,7 @@ def stores(tmp_path_factory) -> DemoStores:
 @pytest.fixture
 def tools(stores):
     """Tool lookup by name across the three specialists."""
-    from llmos.agents.specialists import analysis_tools, recommendation_tools, support_tools
+    from llmos.demo.specialists import analysis_tools, recommendation_tools
+    from llmos.demo.support import support_tools
 
     return {t.name: t for t in [*support_tools(stores), *recommendation_tools(stores), *analysis_tools(stores)]}

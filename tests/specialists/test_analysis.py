@@ -14,10 +14,9 @@ from llmos.errors import InvalidDataError
 
 
 def test_classifier_accuracy_on_the_demo_reviews(stores):
-    from llmos.agents.specialists.analysis import ReviewAnalyst
+    from llmos.demo.specialists import analyst
 
-    analyst = ReviewAnalyst(stores)
-    predicted = [label.sentiment for label in analyst.labels()]
+    predicted = [label.sentiment for label in analyst(stores).labels()]
     gold = review_labels()  # what the generator wrote each review as; never shipped in the CSV
     accuracy = sum(p == g for p, g in zip(predicted, gold)) / len(gold)
     assert accuracy >= 0.8, accuracy
@@ -88,7 +87,7 @@ async def test_chart_is_a_valid_png(tools):
 
 
 def analyst_tools(stores, folder):
-    from llmos.agents.specialists import analysis_tools
+    from llmos.demo.specialists import analysis_tools
 
     return {t.name: t for t in analysis_tools(stores, csv_dirs=[folder])}
 
@@ -133,7 +132,7 @@ async def test_csv_outside_allowed_folders_is_refused(stores, tmp_path):
 async def test_csv_stats_reads_no_folder_unless_the_caller_gives_one(stores, tmp_path, monkeypatch):
     (tmp_path / "orders.csv").write_text("a\n1\n")
     monkeypatch.chdir(tmp_path)  # the working directory is not readable by default either
-    from llmos.agents.specialists import analysis_tools
+    from llmos.demo.specialists import analysis_tools
 
     csv_stats = {t.name: t for t in analysis_tools(stores)}["csv_stats"]
     for path in ("orders.csv", str(tmp_path / "orders.csv")):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from llmos.agents.specialists.support import SUPPORT_INSTRUCTIONS, SupportDesk, support_agent
-from llmos.demo.stores import TicketRow
+from llmos.agents.specialists.tickets import TicketRow
+from llmos.demo.support import SUPPORT_INSTRUCTIONS, ShopDesk, support_agent
 from llmos.errors import AccessDeniedError, NotFoundError
 from llmos.tools import RunContext
 
@@ -27,7 +27,7 @@ C001, C002 = as_customer("C001"), as_customer("C002")
 async def test_my_account_is_the_signed_in_customers(tools, stores):
     account = await tools["my_account"](C001)
     assert account.name == "Maya Lindqvist" and "O1090" in {o.id for o in account.orders}
-    assert SupportDesk(stores).find_customer("Maya.Lindqvist@example.com") == account  # staff lookup, not a tool
+    assert ShopDesk(stores).find_customer("Maya.Lindqvist@example.com") == account  # staff lookup, not a tool
 
 
 async def test_the_model_cannot_name_the_customer(tools):
@@ -87,10 +87,10 @@ async def test_create_and_update_ticket(tools, stores):
     ticket = await tools["create_ticket"](
         c005, subject="Torn tent fly", description="Pole snapped", order_id="O1091", priority="high"
     )
-    assert ticket.id > 0 and ticket.status == "open" and not ticket.handoff and ticket.customer_id == "C005"
+    assert ticket.id > 0 and ticket.status == "open" and not ticket.handoff and ticket.user == "C005"
     updated = await tools["update_ticket"](c005, ticket_id=ticket.id, status="pending", note="Replacement offered.")
     assert updated.status == "pending" and "Replacement offered." in updated.notes
-    with stores.session() as db:
+    with stores.tickets.session() as db:
         assert db.get(TicketRow, ticket.id).status == "pending"  # stored, not just returned
     missing = await call(tools["update_ticket"], c005, ticket_id=99999, status="resolved")
     assert missing.is_error and "No ticket" in missing.content
@@ -100,7 +100,7 @@ async def test_another_customers_ticket_cannot_be_changed(tools, stores):
     ticket = await tools["create_ticket"](as_customer("C005"), subject="Broken zip", description="Zip tore")
     result = await call(tools["update_ticket"], C001, ticket_id=ticket.id, status="resolved", note="closed by C001")
     assert result.is_error and "No ticket" in result.content and "Broken zip" not in result.content
-    with stores.session() as db:
+    with stores.tickets.session() as db:
         row = db.get(TicketRow, ticket.id)
         assert row.status == "open" and "closed by C001" not in (row.notes or "")
 
@@ -109,9 +109,9 @@ async def test_escalation_creates_a_handoff_ticket_with_summary(tools, stores):
     summary = "Maya (C001): stove in O1090 arrived with a bent valve; wants a replacement. Told her not to use it."
     ticket = await tools["escalate_to_human"](C001, reason="damaged safety item", summary=summary, order_id="O1090")
     assert ticket.handoff and ticket.status == "escalated" and ticket.summary == summary
-    with stores.session() as db:
+    with stores.tickets.session() as db:
         row = db.get(TicketRow, ticket.id)
-        assert row.handoff and row.summary == summary and row.order_id == "O1090" and row.customer_id == "C001"
+        assert row.handoff and row.summary == summary and row.reference == "O1090" and row.user == "C001"
 
 
 async def test_escalating_an_existing_ticket(tools):

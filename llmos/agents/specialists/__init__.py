@@ -1,46 +1,57 @@
-"""Ready-made specialists over the demo company's stores. Read one, copy it, change it.
+"""Ready-made specialists that a company configures: support, recommendation, analysis.
 
-    from llmos.demo import prepare_demo
-    from llmos.agents.specialists import support_agent
+    from llmos.agents.specialists import support_agent, TicketDesk, TicketStore, EscalationPolicy
 
-    stores = prepare_demo()
-    print(support_agent(stores).run_sync("What is your return window?").text)
+    support = support_agent(knowledge=kb, tools=[order_status], tickets=TicketDesk(TicketStore()),
+                            escalation=EscalationPolicy(rules=[...]), company="Acme Lamps")
 
-Each module has the agent's instructions (a constant), its tools' logic as plain methods,
-`*_tools(stores)` (the tools in a fixed order) and `*_agent(stores, model=None)`.
-Needs the `demo` extra (SQLAlchemy, scikit-learn, matplotlib) next to `knowledge`.
+Nothing here knows a company: its documents, tools, catalog, texts, rules and words are given
+by the caller, or by an assistant file (llmos/assistants). The demo company is one
+such configuration. Needs the `demo` extra (SQLAlchemy, scikit-learn, matplotlib) next to `knowledge`.
 """
 
 from llmos.agents.specialists.analysis import (
-    ANALYSIS_INSTRUCTIONS,
     Alert,
     SentimentClassifier,
     SpikeReport,
+    SpikeSettings,
+    TextAnalyst,
+    TimedText,
     analysis_agent,
     analysis_tools,
     detect_spike,
+    load_texts,
 )
-from llmos.agents.specialists.recommendation import (
-    RECOMMENDATION_INSTRUCTIONS,
-    Recommendations,
-    recommendation_agent,
-    recommendation_tools,
-)
-from llmos.agents.specialists.support import SUPPORT_INSTRUCTIONS, support_agent, support_tools
+from llmos.agents.specialists.catalog import CatalogItem, ItemCatalog, load_items
+from llmos.agents.specialists.escalation import Condition, EscalationPolicy, EscalationRule
+from llmos.agents.specialists.recommendation import Recommendations, Recommender, recommendation_agent, recommendation_tools
+from llmos.agents.specialists.support import support_agent, support_instructions
+from llmos.agents.specialists.tickets import Ticket, TicketDesk, TicketStore
 
 __all__ = [
-    "ANALYSIS_INSTRUCTIONS",
-    "RECOMMENDATION_INSTRUCTIONS",
-    "SUPPORT_INSTRUCTIONS",
     "Alert",
+    "CatalogItem",
+    "Condition",
+    "EscalationPolicy",
+    "EscalationRule",
+    "ItemCatalog",
     "Recommendations",
+    "Recommender",
     "SentimentClassifier",
     "SpikeReport",
+    "SpikeSettings",
+    "TextAnalyst",
+    "Ticket",
+    "TicketDesk",
+    "TicketStore",
+    "TimedText",
     "analysis_agent",
     "analysis_tools",
     "detect_spike",
+    "load_items",
+    "load_texts",
     "recommendation_agent",
     "recommendation_tools",
     "support_agent",
-    "support_tools",
+    "support_instructions",
 ]

@@ -12,7 +12,15 @@ descriptions, by the same embeddings.
 Spike detection compares the last period's share of negative texts with the periods before
 it (the trailing baseline): an alert when it is both `z_threshold` standard deviations
 above the baseline mean and `min_ratio` times that mean. The ratio guard keeps a very flat
-baseline (tiny standard deviation) from turning noise into alerts.
+baseline (tiny standard deviation) from turning noise into alerts. Both, and the rest of
+the detector's thresholds, are settings (`SpikeSettings`).
+
+    texts = load_texts("reviews.csv", subject_column="product_id")   # any dated texts
+    analyst = TextAnalyst(texts, embedder, charts_dir=Path("charts"), spike=SpikeSettings(z_threshold=3))
+    agent = analysis_agent(analyst, company="Acme Lamps")
+
+The classifier is pluggable: give `TextAnalyst(classifier=...)` any object with
+`classify(texts) -> list[TextLabel]`, e.g. a SentimentClassifier trained on your own seed file.
 """
 
 from __future__ import annotations
@@ -29,14 +37,20 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from llmos.agents.agent import Agent, Budget
-from llmos.demo.stores import DATA_DIR, DemoStores
 from llmos.errors import InvalidDataError
 from llmos.knowledge import Embedder
 from llmos.llm.model import ChatModel
 from llmos.tools import Tool, tool
 
-ANALYSIS_INSTRUCTIONS = (
-    "You analyse customer reviews of Alder & Ridge Outfitters.\n"
+DESCRIPTION = "Analyses review sentiment over time, detects spikes of negative reviews, draws charts, and describes CSV files."
+
+
+def analysis_instructions(company: str) -> str:
+    return ANALYSIS_INSTRUCTIONS_TEMPLATE.format(company=company)
+
+
+ANALYSIS_INSTRUCTIONS_TEMPLATE = (
+    "You analyse customer reviews of {company}.\n"
     "- For sentiment over time, call sentiment_trend; dates are YYYY-MM-DD and may be left out for all data.\n"
     "- To check for a spike of negative reviews, call detect_sentiment_spike.\n"
     "- For a chart, call plot_sentiment_trend and give the PNG path.\n"
@@ -56,6 +70,17 @@ TOPICS = {
     "service": "customer service, support team, emails, refund, staff were helpful or rude",
 }
 MAX_TEXTS = 100  # per classify_texts call: keeps one tool call quick
+
+
+class SpikeSettings(BaseModel):
+    """When the last period's share of negative texts is an alert (see detect_spike)."""
+
+    z_threshold: float = Field(2.0, gt=0, description="Standard deviations above the baseline mean.")
+    min_ratio: float = Field(1.5, gt=0, description="Times the baseline mean.")
+    min_count: int = Field(10, ge=1, description="Fewer texts in the period: never an alert.")
+    baseline_periods: int = Field(6, ge=2, description="Periods before the last one that make the baseline.")
+    std_floor: float = Field(0.02, gt=0, description="Smallest standard deviation used (a flat baseline).")
+    critical_ratio: float = Field(2.5, gt=0, description="At or above this ratio an alert is critical, else a warning.")
 
 
 # --- what the tools return ----------------------------------------------------------------------
@@ -139,7 +164,7 @@ class CsvStats(BaseModel):
 class SentimentClassifier:
     """Logistic regression on sentence embeddings, plus the nearest topic description."""
 
-    def __init__(self, embedder: Embedder, seed_file: Path = SEED_FILE) -> None:
+    def __init__(self, embedder: Embedder, seed_file: Path = SEED_FILE, topics: dict[str, str] | None = None) -> None:
         from sklearn.linear_model import LogisticRegression
 
         with open(seed_file, newline="") as f:
@@ -152,8 +177,9 @@ class SentimentClassifier:
         # C=10: the seed set is small and clean; weaker regularisation fits it better (chosen on the demo reviews).
         self.model = LogisticRegression(C=10.0, max_iter=2000)
         self.model.fit(self._features(texts, embedder.embed_documents(texts)), [r["label"] for r in rows])
-        self.topics = list(TOPICS)
-        self.topic_vectors = embedder.embed_documents(list(TOPICS.values()))
+        topics = topics or TOPICS
+        self.topics = list(topics)
+        self.topic_vectors = embedder.embed_documents(list(topics.values()))
 
     def _features(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
         lexicon = [[self.vader.polarity_scores(t)[k] for k in ("neg", "neu", "pos", "compound")] for t in texts]
@@ -321,31 +347,79 @@ def _numbers(values: list[str]) -> list[float] | None:
         return None
 
 
-# --- the analyst: reviews on disk, classified once -----------------------------------------------
+# --- the analyst: dated texts, classified once ----------------------------------------------------
 
 
-class Review(BaseModel):
-    review_id: str
+class TimedText(BaseModel):
+    """One dated text: a review, a ticket, a survey answer. `subject` is what it is about (a product id...)."""
+
+    id: str
     date: date
-    product_id: str
     text: str
+    subject: str | None = None
 
 
-class ReviewAnalyst:
-    """The analysis tools over a reviews CSV (columns review_id, date, product_id, text)."""
+def load_texts(
+    path: str | Path,
+    *,
+    id_column: str = "id",
+    date_column: str = "date",
+    text_column: str = "text",
+    subject_column: str | None = None,
+) -> list[TimedText]:
+    """Dated texts from a CSV file (dates YYYY-MM-DD), in date order."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise InvalidDataError(f"Cannot read the texts file {path}: {exc.strerror or exc}.") from None
+    missing = [c for c in (id_column, date_column, text_column, subject_column) if c and rows and c not in rows[0]]
+    if not rows or missing:
+        raise InvalidDataError(f"{path.name} needs a header with the columns {', '.join(missing) or 'id, date, text'} and rows.")
+    try:
+        texts = [TimedText(id=r[id_column], date=r[date_column], text=r[text_column],
+                           subject=r[subject_column] if subject_column else None) for r in rows]
+    except ValueError as exc:
+        raise InvalidDataError(f"{path.name}: a row cannot be read ({exc}); dates are YYYY-MM-DD.") from None
+    return sorted(texts, key=lambda t: t.date)
 
-    def __init__(self, stores: DemoStores, csv_dirs: list[Path] | None = None) -> None:
-        self.stores = stores
+
+class TextAnalyst:
+    """The analysis tools over dated texts.
+
+    classifier: anything with `classify(texts) -> list[TextLabel]`; default: the shipped one.
+    charts_dir: where charts are written. csv_dirs: the folders csv_stats may read (default: none).
+    names: how subjects are shown in alerts (e.g. product id -> product name).
+    """
+
+    def __init__(
+        self,
+        texts: list[TimedText],
+        embedder: Embedder,
+        *,
+        charts_dir: Path,
+        csv_dirs: list[Path] | None = None,
+        spike: SpikeSettings | None = None,
+        classifier=None,
+        names: dict[str, str] | None = None,
+    ) -> None:
+        if not texts:
+            raise InvalidDataError("The analyst needs at least one dated text.")
+        self.reviews = sorted(texts, key=lambda t: t.date)
+        self.embedder = embedder
+        self.charts_dir = Path(charts_dir)
         # None: no folder at all. Which files a model may read is the caller's decision, never a default.
         self.csv_dirs = [Path(p).resolve() for p in (csv_dirs or [])]
+        self.spike = spike or SpikeSettings()
+        self._classifier = classifier
+        self.names = names or {}
         self._labels: list[TextLabel] | None = None
         self._lock = threading.Lock()
-        with open(stores.reviews_csv, newline="") as f:
-            self.reviews = [Review(**row) for row in csv.DictReader(f)]
 
     @property
     def classifier(self) -> SentimentClassifier:
-        return classifier_for(self.stores.embedder)
+        return self._classifier or classifier_for(self.embedder)
 
     def labels(self) -> list[TextLabel]:
         """Every review classified, computed once (a few seconds for a few hundred reviews)."""
@@ -377,7 +451,7 @@ class ReviewAnalyst:
             start: First day (YYYY-MM-DD); default: the first review.
             end: Last day (YYYY-MM-DD); default: the last review.
             period: 'month' or 'week'.
-            product_id: Only reviews of this product (like P051).
+            product_id: Only reviews of this product (its id).
         """
         start, end, rows = self._select(start, end, product_id)
         return Trend(start=start, end=end, period=period, total=len(rows), periods=aggregate(_dated(rows), period))
@@ -393,7 +467,7 @@ class ReviewAnalyst:
             period: 'month' or 'week'.
         """
         _, _, rows = self._select(start, end, None)
-        report = detect_spike(aggregate(_dated(rows), period))
+        report = detect_spike(aggregate(_dated(rows), period), **self._detector())
         if report.spike:
             report.alert = self._alert(report, rows, period)
         return report
@@ -412,10 +486,10 @@ class ReviewAnalyst:
         periods = aggregate(_dated(rows), period)
         alert = None
         if len(periods) >= 3:
-            report = detect_spike(periods)
+            report = detect_spike(periods, **self._detector())
             alert = report.latest.period if report.spike else None
         title = f"Review sentiment by {period}, {start} to {end}"
-        path = self.stores.charts_dir / f"sentiment_{period}_{start}_{end}.png"
+        path = self.charts_dir / f"sentiment_{period}_{start}_{end}.png"
         draw_chart(periods, path, title, alert)
         return Chart(path=str(path), title=title, periods=len(periods))
 
@@ -429,26 +503,26 @@ class ReviewAnalyst:
 
     # --- helpers ---
 
-    def _select(self, start: date | None, end: date | None, product_id: str | None) -> tuple[date, date, list[tuple[Review, TextLabel]]]:
+    def _select(self, start: date | None, end: date | None, product_id: str | None) -> tuple[date, date, list[tuple[TimedText, TextLabel]]]:
         first, last = self.reviews[0].date, self.reviews[-1].date
         start, end = start or first, end or last
         if start > end:
             raise InvalidDataError(f"The start date {start} is after the end date {end}.")
         labels = self.labels()
         rows = [(r, lab) for r, lab in zip(self.reviews, labels)
-                if start <= r.date <= end and (product_id is None or r.product_id == product_id.strip().upper())]
+                if start <= r.date <= end and (product_id is None or (r.subject or "").upper() == product_id.strip().upper())]
         if not rows:
             what = f" of product {product_id}" if product_id else ""
             raise InvalidDataError(f"No reviews{what} between {start} and {end}; the reviews cover {first} to {last}.")
         return start, end, rows
 
-    def _alert(self, report: SpikeReport, rows: list[tuple[Review, TextLabel]], period: Period) -> Alert:
+    def _alert(self, report: SpikeReport, rows: list[tuple[TimedText, TextLabel]], period: Period) -> Alert:
         latest = report.latest.period
         negative = [(r, lab) for r, lab in rows if lab.sentiment == "negative" and period_of(r.date, period)[0] == latest]
         topics = [t for t, _ in Counter(lab.topic for _, lab in negative).most_common(2)]
-        products = [f"{self.stores.items[p].name} ({p})" if p in self.stores.items else p
-                    for p, _ in Counter(r.product_id for r, _ in negative).most_common(2)]
-        severity = "critical" if report.ratio >= 2.5 else "warning"
+        products = [f"{self.names[p]} ({p})" if p in self.names else p
+                    for p, _ in Counter(r.subject for r, _ in negative if r.subject).most_common(2)]
+        severity = "critical" if report.ratio >= self.spike.critical_ratio else "warning"
         message = (
             f"Negative reviews spiked in {latest}: {report.latest.negative_share:.0%} of {report.latest.count} reviews "
             f"against a baseline of {report.baseline_share:.0%} ({report.ratio:.1f}x, z={report.z_score:.1f}). "
@@ -457,6 +531,9 @@ class ReviewAnalyst:
         return Alert(severity=severity, period=latest, negative_share=report.latest.negative_share,
                      baseline_share=report.baseline_share, z_score=report.z_score, ratio=report.ratio,
                      top_topics=topics, top_products=products, examples=[r.text for r, _ in negative[:3]], message=message)
+
+    def _detector(self) -> dict:
+        return self.spike.model_dump(exclude={"critical_ratio"})
 
     def _allowed(self, path: str) -> Path:
         """Only files inside the allowed folders: a model must not read arbitrary files."""
@@ -471,26 +548,40 @@ class ReviewAnalyst:
         raise InvalidDataError(f"No CSV file {path!r} in the allowed folders ({', '.join(map(str, self.csv_dirs))}).")
 
 
-def _dated(rows: list[tuple[Review, TextLabel]]) -> list[tuple[date, TextLabel]]:
+def _dated(rows: list[tuple[TimedText, TextLabel]]) -> list[tuple[date, TextLabel]]:
     return [(r.date, lab) for r, lab in rows]
 
 
-def analysis_tools(stores: DemoStores, csv_dirs: list[Path] | None = None) -> list[Tool]:
-    analyst = ReviewAnalyst(stores, csv_dirs)
+def analysis_tools(analyst: TextAnalyst) -> list[Tool]:
+    """classify_texts, sentiment_trend, detect_sentiment_spike, plot_sentiment_trend, csv_stats, in this order."""
     methods = (analyst.classify_texts, analyst.sentiment_trend, analyst.detect_sentiment_spike,
                analyst.plot_sentiment_trend, analyst.csv_stats)
-    return [tool(m, timeout=120.0) for m in methods]  # the first call classifies every review: give it time
+    return [tool(m, timeout=120.0) for m in methods]  # the first call classifies every text: give it time
 
 
-def analysis_agent(stores: DemoStores, model: ChatModel | str | None = None, csv_dirs: list[Path] | None = None) -> Agent[str]:
-    """The analysis specialist over the demo reviews; `csv_dirs` are the folders csv_stats may read (default: none)."""
+def analysis_agent(
+    analyst: TextAnalyst | None = None,
+    *,
+    tools: list[Tool] | None = None,
+    company: str = "the company",
+    instructions: str | None = None,
+    description: str = DESCRIPTION,
+    model: ChatModel | str | None = None,
+    name: str = "analysis",
+    budget: Budget | None = None,
+) -> Agent[str]:
+    """The analysis specialist over `analyst`'s texts (or over ready `tools`)."""
+    if tools is None:
+        if analyst is None:
+            raise InvalidDataError("analysis_agent needs a TextAnalyst (or its tools).")
+        tools = analysis_tools(analyst)
     return Agent(
-        "analysis",
-        description="Analyses review sentiment over time, detects spikes of negative reviews, draws charts, and describes CSV files.",
-        instructions=ANALYSIS_INSTRUCTIONS,
-        tools=analysis_tools(stores, csv_dirs),
+        name,
+        description=description,
+        instructions=instructions or analysis_instructions(company),
+        tools=tools,
         model=model,
         tool_choice="required",  # a specialist always looks something up before it answers
-        budget=Budget(max_steps=3),
+        budget=budget or Budget(max_steps=3),
         max_tokens_per_call=256,  # two or three sentences, or a few calls; a runaway answer is cut short
     )

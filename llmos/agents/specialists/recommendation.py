@@ -1,4 +1,10 @@
-"""The recommendation specialist: catalog items for a customer, from what they bought and what they ask for.
+"""The recommendation specialist: items of any catalog for a customer, from what they have and what they ask for.
+
+    recommender = Recommender(ItemCatalog.from_file("products.csv", kb), history=purchases_of)
+    agent = recommendation_agent(recommender, company="Acme Lamps")
+
+`history(ctx) -> item ids` is the company's: the items the signed-in customer already has
+(from its order system, a table, long-term memory). Without it, picks follow the request only.
 
 How a recommendation is made (`Recommender.recommend`):
 1. The query vector mixes the request's embedding and the mean embedding of the items the
@@ -13,25 +19,30 @@ How a recommendation is made (`Recommender.recommend`):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from llmos.agents.agent import Agent, Budget
-from llmos.demo.stores import CustomerRow, DemoStores, OrderItemRow, OrderRow
-from llmos.errors import InvalidDataError, NotFoundError
+from llmos.agents.specialists.catalog import ItemCatalog
+from llmos.errors import InvalidDataError
 from llmos.llm.model import ChatModel
 from llmos.tools import RunContext, Tool, tool
 
-RECOMMENDATION_INSTRUCTIONS = (
-    "You recommend products of Alder & Ridge Outfitters, an outdoor-gear shop.\n"
-    "- Call recommend_products with what the customer asks for, in a few words; the signed-in customer's "
-    "purchases guide the picks.\n"
-    "- To look up a described product, call search_catalog.\n"
-    "- Answer with the picks as a short list: name, price, and the reason the tool gives. "
-    "Only recommend items the tools returned."
-)
+DESCRIPTION = "Recommends catalog products for a customer from their purchases and request, and explains each pick."
+
+
+def recommendation_instructions(company: str) -> str:
+    return (
+        f"You recommend products of {company}.\n"
+        "- Call recommend_products with what the customer asks for, in a few words; the signed-in customer's "
+        "purchases guide the picks.\n"
+        "- To look up a described product, call search_catalog.\n"
+        "- Answer with the picks as a short list: name, price, and the reason the tool gives. "
+        "Only recommend items the tools returned."
+    )
+
 
 REQUEST_WEIGHT = 0.75  # share of the request in the query vector; the purchase history gets the rest
 MMR_LAMBDA = 0.6  # 1 is pure relevance, lower is more varied
@@ -45,7 +56,7 @@ class Pick(BaseModel):
     item_id: str
     name: str
     category: str
-    price: float
+    price: float | None
     score: float = Field(description="Cosine similarity to the query, 0..1.")
     reason: str
     similar_to_owned: str | None = Field(None, description="The owned item this pick is closest to.")
@@ -60,8 +71,18 @@ class Recommendations(BaseModel):
 
 
 class Recommender:
-    def __init__(self, stores: DemoStores) -> None:
-        self.stores = stores
+    """Recommendations over `catalog`; `history(ctx)` lists the item ids the signed-in customer has
+    (it raises NotFoundError for an unknown customer), `user_key` says how a user id is stored."""
+
+    def __init__(
+        self,
+        catalog: ItemCatalog,
+        history: Callable[[RunContext], list[str]] | None = None,
+        user_key: Callable[[str], str] = str.strip,
+    ) -> None:
+        self.catalog = catalog
+        self.history = history
+        self.user_key = user_key
 
     def recommend_products(self, ctx: RunContext, request: str = "", k: int = 3) -> Recommendations:
         """Recommend catalog items for the customer, from what they bought and what they ask for. Never an item they own.
@@ -69,15 +90,15 @@ class Recommender:
         The purchases are those of the customer signed in to the run (`ctx.user`), if any.
 
         Args:
-            request: What they are looking for, e.g. 'warm sleeping bag for winter'. May be empty.
+            request: What they are looking for, in a few words. May be empty.
             k: How many items to recommend (1-10).
         """
         k = max(1, min(10, k))
-        customer_id = ctx.user.strip().upper() if ctx.user and ctx.user.strip() else None
-        owned = self._owned(customer_id) if customer_id else []
+        customer_id = self.user_key(ctx.user) if ctx.user and ctx.user.strip() else None
+        owned = sorted(set(self.history(ctx))) if customer_id and self.history else []
         if not owned and not request.strip():
             raise InvalidDataError("Nothing to go on: give a request, what the customer wants, in a few words.")
-        store, embedder = self.stores.catalog.store, self.stores.embedder
+        store, embedder = self.catalog.store, self.catalog.embedder
         owned_vectors = store.vectors(owned)
         parts, weights = [], []
         if request.strip():
@@ -92,14 +113,14 @@ class Recommender:
 
         ranked = [(i, s) for i, s in store.query(query, CANDIDATES + len(owned)) if i not in set(owned)]
         vectors = store.vectors([i for i, _ in ranked])
-        categories = [self.stores.items[i].category for i, _ in ranked]
+        categories = [self.catalog.items[i].category for i, _ in ranked]
         chosen = _mmr_with_category_cap(ranked, vectors, categories, k, list(owned_vectors.values()))
         terms = _terms(request)
         picks = [self._explain(i, score, terms, vectors[i], owned_vectors) for i, score in chosen]
         return Recommendations(customer_id=customer_id, request=request, picks=picks, owned=owned)
 
     def search_catalog(self, query: str, k: int = 5, max_price: float | None = None) -> list[Pick]:
-        """Search the catalog by description, e.g. 'light tent for two'.
+        """Search the catalog by description.
 
         Args:
             query: What to look for.
@@ -108,31 +129,22 @@ class Recommender:
         """
         if not query.strip():
             raise InvalidDataError("Give a query: what kind of item to look for.")
-        vector = self.stores.embedder.embed_query(query)
-        hits = self.stores.catalog.store.query(vector, CANDIDATES)
-        items = [(i, s) for i, s in hits if max_price is None or self.stores.items[i].price <= max_price]
+        vector = self.catalog.embedder.embed_query(query)
+        hits = self.catalog.store.query(vector, CANDIDATES)
+        items = [(i, s) for i, s in hits if max_price is None or (self.catalog.items[i].price or 0.0) <= max_price]
         terms = _terms(query)
         return [self._explain(i, s, terms, None, {}) for i, s in items[: max(1, min(10, k))]]
 
     # --- helpers ---
 
-    def _owned(self, customer_id: str) -> list[str]:
-        with self.stores.session() as db:
-            if db.get(CustomerRow, customer_id.strip().upper()) is None:
-                raise NotFoundError(f"No customer {customer_id!r} in the customer records.")
-            rows = db.scalars(
-                select(OrderItemRow.item_id).join(OrderRow).where(OrderRow.customer_id == customer_id.strip().upper())
-            )
-            return sorted(set(rows))
-
     def _explain(self, item_id: str, score: float, terms: list[str], vector, owned_vectors: dict) -> Pick:
-        item = self.stores.items[item_id]
+        item = self.catalog.items[item_id]
         text = item.text().lower()
         matched = [t for t in terms if t in text or t[:5] in text]  # a crude stem: 'tents' matches 'tent'
         similar = None
         if owned_vectors and vector is not None:
             best = max(owned_vectors, key=lambda o: float(owned_vectors[o] @ vector))
-            similar = self.stores.items[best].name
+            similar = self.catalog.items[best].name
         reasons = []
         if matched:
             reasons.append("matches " + ", ".join(f"'{t}'" for t in matched))
@@ -174,20 +186,34 @@ def _mmr_with_category_cap(
     return [ranked[n] for n in chosen]
 
 
-def recommendation_tools(stores: DemoStores) -> list[Tool]:
-    recommender = Recommender(stores)
+def recommendation_tools(recommender: Recommender) -> list[Tool]:
+    """recommend_products and search_catalog, in this order."""
     return [tool(recommender.recommend_products), tool(recommender.search_catalog)]
 
 
-def recommendation_agent(stores: DemoStores, model: ChatModel | str | None = None) -> Agent[str]:
-    """The recommendation specialist over the demo catalog."""
+def recommendation_agent(
+    recommender: Recommender | None = None,
+    *,
+    tools: list[Tool] | None = None,
+    company: str = "the company",
+    instructions: str | None = None,
+    description: str = DESCRIPTION,
+    model: ChatModel | str | None = None,
+    name: str = "recommendation",
+    budget: Budget | None = None,
+) -> Agent[str]:
+    """The recommendation specialist over `recommender`'s catalog (or over ready `tools`)."""
+    if tools is None:
+        if recommender is None:
+            raise InvalidDataError("recommendation_agent needs a Recommender (or its tools).")
+        tools = recommendation_tools(recommender)
     return Agent(
-        "recommendation",
-        description="Recommends catalog products for a customer from their purchases and request, and explains each pick.",
-        instructions=RECOMMENDATION_INSTRUCTIONS,
-        tools=recommendation_tools(stores),
+        name,
+        description=description,
+        instructions=instructions or recommendation_instructions(company),
+        tools=tools,
         model=model,
         tool_choice="required",  # a specialist always looks something up before it answers
-        budget=Budget(max_steps=2),
+        budget=budget or Budget(max_steps=2),
         max_tokens_per_call=256,  # two or three sentences, or a few calls; a runaway answer is cut short
     )

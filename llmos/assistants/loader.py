@@ -1,0 +1,195 @@
+"""Build a Team from an assistant file.
+
+    assistant = load_assistant("fjord.toml")             # raises ConfigError listing every mistake
+    result = await assistant.team.run("Freeze my card", context=assistant.context(user="u-17"))
+
+Knowledge folders are ingested (kept in sync: later loads only re-embed what changed) under
+LLMOS_HOME/assistants/<tenant>/; tickets go to llmos's ticket store (LLMOS_HOME/tickets.sqlite)
+under the assistant's tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmos.agents.agent import Agent, Budget
+from llmos.agents.team import Team
+from llmos.assistants.spec import AssistantSpec, SpecialistSpec, check_file, resolve
+from llmos.errors import ConfigError
+from llmos.llm.model import ChatModel
+from llmos.tools import RunContext, Tool, as_tool
+
+
+def toolset(fn: Callable[[], list[Tool]]) -> Callable[[], list[Tool]]:
+    """Mark a function that builds several tools (e.g. over a database opened once): an assistant
+    file naming it gets the tools it returns, in order."""
+    fn.__llmos_toolset__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+@dataclass
+class Assistant:
+    spec: AssistantSpec
+    path: Path
+    team: Team
+    model: ChatModel
+
+    @property
+    def tenant(self) -> str:
+        return self.spec.slug
+
+    def context(self, user: str | None = None, **fields: Any) -> RunContext:
+        """A run context for this assistant's tenant (tickets and records are kept per tenant)."""
+        return RunContext(user=user, tenant=self.tenant, **fields)
+
+
+def load_assistant(
+    path: str | Path, model: ChatModel | str | None = None, *, home: str | Path | None = None, embedder: Any = None
+) -> Assistant:
+    """Check the file, then build its knowledge bases, specialists and team. `model` overrides the file's."""
+    path = Path(path)
+    spec, problems = check_file(path)
+    if problems or spec is None:
+        raise ConfigError(f"{len(problems)} problem(s) in the assistant file:\n" + "\n".join(f"- {p}" for p in problems))
+    if not isinstance(model, ChatModel):
+        from llmos.llm.registry import get_model
+
+        model = get_model(model or spec.model)
+    return Assistant(spec, path, _Builder(spec, path.parent.resolve(), model, home, embedder).team(), model)
+
+
+class _Builder:
+    def __init__(self, spec: AssistantSpec, base: Path, model: ChatModel, home: str | Path | None, embedder: Any) -> None:
+        from llmos.config import get_settings
+
+        self.spec, self.base, self.model, self.embedder = spec, base, model, embedder
+        self.home = Path(home).expanduser() if home is not None else get_settings().home
+        self.root = self.home / "assistants" / spec.slug
+        self._kbs: dict[str, Any] = {}
+
+    def team(self) -> Team:
+        from llmos.agents.guidelines import GuidelineMatcher
+
+        agents = [self.specialist(s) for s in self.spec.specialists]
+        if self.spec.guidelines:
+            for agent in agents:
+                mine = [g for g in self.spec.guidelines if not g.specialists or agent.name in g.specialists]
+                if mine:
+                    agent.turn_notes.append(GuidelineMatcher(mine, self.embedder_(), self.spec.guideline_threshold))
+        t = self.spec.team
+        return Team(agents, model=self.model, planner_instructions=t.planner_instructions, planner_example=t.planner_example,
+                    budget=Budget(max_steps=t.max_steps, max_seconds=t.max_seconds), route=t.route,
+                    subtask_timeout=t.subtask_timeout)
+
+    # --- pieces ---
+
+    def embedder_(self):
+        if self.embedder is None:
+            from llmos.knowledge import SentenceTransformerEmbedder
+            from llmos.knowledge.settings import KnowledgeSettings
+
+            self.embedder = SentenceTransformerEmbedder(KnowledgeSettings().embedding_model)
+        return self.embedder
+
+    def knowledge(self, name: str):
+        if name not in self._kbs:
+            source = self.spec.knowledge[name]
+            if source.python is not None:
+                self._kbs[name] = resolve(source.python, self.base)()
+            else:
+                from llmos.knowledge import KnowledgeBase
+
+                kb = KnowledgeBase(self.root / "knowledge", tenant=f"{self.spec.slug}-{name}"[:60], embedder=self.embedder_())
+                kb.ingest(self.base / source.folder)
+                self._kbs[name] = kb
+        return self._kbs[name]
+
+    def tools(self, s: SpecialistSpec) -> list[Tool]:
+        out: list[Tool] = []
+        for target in s.tools:
+            obj = resolve(target, self.base)
+            if getattr(obj, "__llmos_toolset__", False):
+                obj = obj()
+            out += [as_tool(o) for o in obj] if isinstance(obj, (list, tuple)) else [as_tool(obj)]
+        return out
+
+    def search(self, s: SpecialistSpec) -> Tool | None:
+        if s.knowledge is None:
+            return None
+        return self.knowledge(s.knowledge).as_tool(name=s.search.name, k=s.search.k, description=s.search.description)
+
+    def common(self, s: SpecialistSpec) -> dict[str, Any]:
+        budget = None if s.max_steps is None and s.max_seconds is None else Budget(
+            **{k: v for k, v in (("max_steps", s.max_steps), ("max_seconds", s.max_seconds)) if v is not None})
+        return {"name": s.name, "instructions": s.instructions, "model": self.model, "budget": budget,
+                **({"description": s.description} if s.description else {})}
+
+    def specialist(self, s: SpecialistSpec) -> Agent:
+        company = self.spec.company or self.spec.name
+        builder = {"support": self.support, "recommendation": self.recommendation, "analysis": self.analysis,
+                   "custom": self.custom}[s.kind]
+        agent = builder(s, company)
+        agent.max_tokens_per_call = s.max_tokens_per_call
+        if s.tool_choice is not None:
+            agent.tool_choice = s.tool_choice
+        return agent
+
+    def support(self, s: SpecialistSpec, company: str) -> Agent:
+        from llmos.agents.specialists.escalation import EscalationPolicy
+        from llmos.agents.specialists.support import support_agent
+
+        policy = EscalationPolicy(rules=self.spec.escalation, default_next_step=self.spec.default_next_step)
+        return support_agent(knowledge=self.search(s), tools=self.tools(s), tickets=self.tickets(s), escalation=policy,
+                             company=company, **self.common(s))
+
+    def tickets(self, s: SpecialistSpec) -> list[Tool]:
+        from llmos.agents.specialists.tickets import TicketDesk, TicketStore
+        from llmos.tools.wording import reworded
+
+        settings = s.tickets
+        if not settings.enabled:
+            return []
+        store = resolve(settings.store, self.base)() if settings.store else TicketStore(self.home / "tickets.sqlite")
+        desk = TicketDesk(
+            store,
+            check_reference=resolve(settings.check_reference, self.base) if settings.check_reference else None,
+            **({"user_key": resolve(settings.user_key, self.base)} if settings.user_key else {}),
+        )
+        out = []
+        for t in desk.tools():
+            rename = {"reference": settings.reference} if "reference" in t.args_model.model_fields and settings.reference != "reference" else {}
+            out.append(reworded(t, rename=rename, arguments=settings.help.get(t.name, {})))
+        return out
+
+    def recommendation(self, s: SpecialistSpec, company: str) -> Agent:
+        from llmos.agents.specialists.catalog import ItemCatalog
+        from llmos.agents.specialists.recommendation import Recommender, recommendation_agent, recommendation_tools
+
+        tools = self.tools(s)
+        if s.catalog is not None:
+            from llmos.knowledge import KnowledgeBase
+
+            kb = KnowledgeBase(self.root / "knowledge", tenant=f"{self.spec.slug}-catalog"[:60], embedder=self.embedder_())
+            history = resolve(s.history, self.base) if s.history else None
+            tools = [*recommendation_tools(Recommender(ItemCatalog.from_file(self.base / s.catalog, kb), history)), *tools]
+        return recommendation_agent(tools=tools, company=company, **self.common(s))
+
+    def analysis(self, s: SpecialistSpec, company: str) -> Agent:
+        from llmos.agents.specialists.analysis import SpikeSettings, TextAnalyst, analysis_agent, analysis_tools, load_texts
+
+        tools = self.tools(s)
+        if s.texts is not None:
+            texts = load_texts(self.base / s.texts, subject_column=s.subject_column)
+            analyst = TextAnalyst(texts, self.embedder_(), charts_dir=self.root / "charts", spike=SpikeSettings(**s.spike))
+            tools = [*analysis_tools(analyst), *tools]
+        return analysis_agent(tools=tools, company=company, **self.common(s))
+
+    def custom(self, s: SpecialistSpec, company: str) -> Agent:
+        search = self.search(s)
+        tools = [*([search] if search else []), *self.tools(s)]
+        common = self.common(s)
+        return Agent(common.pop("name"), tools=tools, budget=common.pop("budget") or Budget(max_steps=4),
+                     description=common.pop("description", f"Answers for {company}."), **common)
