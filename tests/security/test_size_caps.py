@@ -51,3 +51,16 @@ async def test_arguments_over_the_limit_are_refused_and_the_tool_does_not_run():
     results = [e for e in events if isinstance(e, ToolResultEvent)]
     assert results[0].is_error and "tools take at most 32,000" in results[0].content
     assert calls == ["short"]  # only the call within the limit ran
+
+
+async def test_a_runaway_plan_gets_a_short_repair_message():
+    from llmos.agents.planner import Planner
+
+    subtask = {"id": "s1", "specialist": "support", "instruction": "x" * 5000, "depends_on": [], "returns": ""}
+    plan = json.dumps({"subtasks": [subtask] * 1000})
+    valid = json.dumps({"subtasks": [{**subtask, "instruction": "Check order O1."}]})
+    model = ScriptedModel([plan, valid])
+    result = await Planner({"support": "Orders."}, model).plan("goal")
+    repair = model.requests[1].messages[-1].content
+    assert result.subtasks[0].instruction == "Check order O1."
+    assert "subtasks/0/instruction" in repair and len(repair) < 3000  # the answer was 5 MB
