@@ -8,11 +8,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 from llmos.agents.agent import Agent, Budget
-from llmos.agents.specialists.analysis import TextAnalyst, TimedText, analysis_agent as generic_analysis_agent, analysis_tools as generic_analysis_tools
+from llmos.agents.specialists.analysis import ANALYSIS_INSTRUCTIONS_TEMPLATE, TextAnalyst, TimedText, analysis_agent as generic_analysis_agent, analysis_tools as generic_analysis_tools
 from llmos.agents.specialists.catalog import ItemCatalog
 from llmos.agents.specialists.recommendation import Recommender, recommendation_agent as generic_recommendation_agent
 from llmos.agents.specialists.recommendation import recommendation_tools as generic_recommendation_tools
-from llmos.demo.stores import CustomerRow, DemoStores, OrderItemRow, OrderRow
+from llmos.demo.stores import COMPANY, CustomerRow, DemoStores, OrderItemRow, OrderRow
 from llmos.errors import NotFoundError
 from llmos.llm.model import ChatModel
 from llmos.tools import RunContext, Tool
@@ -26,15 +26,7 @@ RECOMMENDATION_INSTRUCTIONS = (
     "- Answer with the picks as a short list: name, price, and the reason the tool gives. "
     "Only recommend items the tools returned."
 )
-ANALYSIS_INSTRUCTIONS = (
-    "You analyse customer reviews of Alder & Ridge Outfitters.\n"
-    "- For sentiment over time, call sentiment_trend; dates are YYYY-MM-DD and may be left out for all data.\n"
-    "- To check for a spike of negative reviews, call detect_sentiment_spike.\n"
-    "- For a chart, call plot_sentiment_trend and give the PNG path.\n"
-    "- For statistics of a CSV file, call csv_stats with its path.\n"
-    "- Report the numbers the tools return (shares as percentages) in two or three sentences. "
-    "If there is an alert, say so first."
-)
+ANALYSIS_INSTRUCTIONS = ANALYSIS_INSTRUCTIONS_TEMPLATE.format(company=COMPANY)
 # The shop's examples in the tools' help, for the model that serves its customers.
 RECOMMENDATION_WORDING = {
     "recommend_products": {"request": "What they are looking for, e.g. 'warm sleeping bag for winter'. May be empty."},
