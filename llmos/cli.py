@@ -96,8 +96,16 @@ def chat(
     model: Annotated[Optional[str], typer.Option(help="Model name or folder (default: LLMOS_MODEL).")] = None,
     user: Annotated[str, typer.Option(help="The signed-in customer the tools act for.")] = DEMO_CUSTOMER,
     max_seconds: Annotated[float, typer.Option(help="Wall-time budget of each turn, in seconds.")] = TEAM_SECONDS,
+    session: Annotated[
+        Optional[str], typer.Option(help="Keep the conversation in this session (resumed after a restart).")
+    ] = None,
+    tenant: Annotated[str, typer.Option(help="The tenant of the session.")] = "default",
 ) -> None:
-    """Chat with the demo company's team; the conversation is kept between turns. Empty line or Ctrl-D ends."""
+    """Chat with the demo company's team; the conversation is kept between turns. Empty line or Ctrl-D ends.
+
+    With --session the conversation is stored (LLMOS_MEMORY_URL, default SQLite under LLMOS_HOME),
+    and facts about the user are remembered for their later sessions.
+    """
     from llmos.agents import ErrorEvent, FinalEvent
     from llmos.demo import prepare_demo
     from llmos.demo.team import demo_team
@@ -110,8 +118,10 @@ def chat(
         chat_model = get_model(model)
         team, history = demo_team(stores, chat_model), []
         team.budget = team.budget.model_copy(update={"max_seconds": max_seconds})
-        context = RunContext(user=user, approver=TerminalApprover(console))
+        context = RunContext(user=user, tenant=tenant, approver=TerminalApprover(console))
         console.print(f"[dim]Signed in as {user}. Each turn: {team.budget.max_steps} model calls, {max_seconds:g} s.[/]")
+        if session:
+            team.memory = await _open_session(session, tenant, user, chat_model)
         while True:
             try:
                 text = await asyncio.to_thread(console.input, "[bold]you>[/] ")
@@ -120,15 +130,44 @@ def chat(
             if not text.strip():
                 break
             render = EventRenderer(console)
-            async for event in team.stream(text, history=history, context=context):
+            if session:  # the history comes from the session's store
+                events = team.stream(text, session=session, context=context)
+            else:
+                events = team.stream(text, history=history, context=context)
+            async for event in events:
                 render(event)
                 if isinstance(event, FinalEvent):
                     history = event.result.messages
                 elif isinstance(event, ErrorEvent) and event.subtask is None:
                     console.print("[dim]That turn failed; the conversation so far is kept.[/]")
+        if team.memory is not None:
+            await team.memory.close()
         await chat_model.aclose()
 
     _run(main())
+
+
+# --- sessions and memory (llmos.memory) ------------------------------------------------------
+
+
+async def _open_session(session: str, tenant: str, user: str, model):
+    """The Memory that `chat --session` runs with; says whether the session is new or resumed."""
+    from llmos.memory import Memory
+
+    memory = Memory(model=model)
+    info = await memory.store.open_session(session, tenant=tenant, user=user)
+    if info.user != user:
+        from llmos.errors import SessionOwnerError
+
+        await memory.close()
+        raise SessionOwnerError(f"Session {session} belongs to {info.user or 'no user'}, not {user}: choose another name.")
+    said = "Resuming" if info.turns else "Started"
+    console.print(f"[dim]{said} session {session} ({info.turns} turns so far); `llmos sessions show {session}` shows it.[/]")
+    return memory
+
+
+from llmos.memory.cli import register as _register_memory  # noqa: E402  (sessions, memory)
+_register_memory(app)
 
 
 @models_app.callback()
