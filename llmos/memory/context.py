@@ -85,10 +85,11 @@ class ContextWindow:
         ]
         new = self._tokens(turn.user_message)
         sizes = [sum(self._tokens(m) for m in t) for t in turns]
-        used = (summary.tokens + MESSAGE_OVERHEAD if summary else 0) + sum(sizes) + new
+        header = self.count(prompts.SUMMARY_HEADER) + MESSAGE_OVERHEAD  # what the summary's message adds to its text
+        used = (summary.tokens + header if summary else 0) + sum(sizes) + new
         if used > self.policy.max_history_tokens:
             # Fold the oldest turns until the rest leaves room for the next turns and a full summary.
-            room = self.policy.max_history_tokens * self.policy.keep_share - self.policy.summary_tokens - MESSAGE_OVERHEAD
+            room = self.policy.max_history_tokens * self.policy.keep_share - self.policy.summary_tokens - header
             fold = 0
             while fold < len(turns) and sum(sizes[fold:]) + new > room:
                 fold += 1
