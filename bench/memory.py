@@ -9,8 +9,21 @@ The store is filled with `--sessions` sessions (default 10,000) of `--messages` 
 
 SQLite is a file in a temporary folder (WAL, fsync at every commit); PostgreSQL is a cluster
 this benchmark starts in a temporary folder with default settings (fsync on), reached over TCP.
-Run: `python -m bench.memory` (`--sessions 1000` for a quick look). The results go in the
-`store` part of bench/results/memory.json; the file's other parts are kept.
+Two more parts (`--parts store,context,recall`, all by default):
+
+- context: a scripted 200-turn conversation of one agent with a session (Memory, default
+  ContextPolicy), on a deterministic model written here (its answers and summaries are fixed
+  functions of the request). It reports the largest request in tokens against the budget
+  (instructions plus the history budget) and `prefix_stable_share`: the share of consecutive
+  turns whose request starts with the previous turn's history, byte for byte (what a prefix
+  cache reuses). Baseline: the same conversation sent whole, without a budget.
+- recall: `fact_recall_at_3` over the 104 fact/question pairs of bench/memory_facts.py, split
+  into users of 20 facts (a customer's memory), embedded with the real default embedder
+  (all-MiniLM-L6-v2): a question scores when its fact is among the 3 recalled from its user's
+  facts. Also reported: all 104 facts in one user. Baseline: ranking by shared words.
+
+Run: `python -m bench.memory` (`--sessions 1000` for a quick look). Each part writes its
+keys of bench/results/memory.json; the file's other keys are kept.
 """
 
 from __future__ import annotations
@@ -29,8 +42,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.common import RESULTS, machine, print_table, write_results
-from llmos.llm.messages import AssistantMessage
-from llmos.memory import SQLSessionStore
+from bench.memory_facts import PAIRS
+from llmos.agents import Agent
+from llmos.llm.messages import AssistantMessage, SystemMessage, UserMessage
+from llmos.llm.model import ChatModel, ChatRequest, ChatResponse, Usage
+from llmos.memory import ContextPolicy, Memory, SQLSessionStore, UserMemory, prompts
+from llmos.memory.context import message_tokens
+from llmos.tools import RunContext
 from llmos.memory.schema import messages, sessions, tenants, turns
 from llmos.memory.testing import TempPostgres
 
@@ -120,6 +138,124 @@ async def measure(url: str, n_sessions: int, n_messages: int, samples: int) -> d
         await store.close()
 
 
+# --- context: a long conversation within the budget ----------------------------------------------
+
+INSTRUCTIONS = "You are the support assistant of a home-appliance shop. Answer briefly and precisely."
+TOPICS = ["dishwasher", "order 1042", "refund", "warranty", "kettle", "delivery slot", "invoice", "lamp", "blender"]
+
+
+class DeterministicModel(ChatModel):
+    """Answers a turn with text whose length depends on the turn; summarizes by keeping the newest lines."""
+
+    name = "deterministic"
+
+    def __init__(self) -> None:
+        self.requests: list[ChatRequest] = []
+
+    async def _stream(self, request: ChatRequest):
+        self.requests.append(request)
+        if request.messages[0].content.startswith(prompts.SUMMARY_SYSTEM[:40]):
+            ask = request.messages[1].content
+            previous, _, turns = ask.partition("Turns that follow it:\n")
+            said = [line[6:60] for line in turns.splitlines() if line.startswith("User: ")]
+            text = (previous.removeprefix("Summary so far:\n").strip() + " The user asked: " + "; ".join(said))[-1000:]
+        else:
+            n = sum(m.role == "user" for m in request.messages)
+            text = f"About {TOPICS[n % len(TOPICS)]}: " + "here is what I found and what to do next. " * (2 + n % 7)
+        yield ChatResponse(model=self.name, message=AssistantMessage(content=text), usage=Usage(prompt_tokens=1))
+
+
+def user_text(i: int, rng: random.Random) -> str:
+    topic = rng.choice(TOPICS)
+    return f"Turn {i}: a question about my {topic}. " + "Some more detail on it. " * rng.randint(0, 8)
+
+
+async def context_part(folder: str, turns: int) -> dict[str, Any]:
+    policy = ContextPolicy()
+    model = DeterministicModel()
+    memory = Memory(SQLSessionStore(f"sqlite+aiosqlite:///{folder}/context.db"), remember=False, policy=policy)
+    agent = Agent("support", instructions=INSTRUCTIONS, model=model, memory=memory)
+    rng = random.Random(11)
+    me = RunContext(user="C001", tenant="bench")
+    started = time.perf_counter()
+    transcript = message_tokens(SystemMessage(content=INSTRUCTIONS))  # the baseline's request: everything
+    baseline_largest = 0
+    for i in range(turns):
+        text = user_text(i, rng)
+        result = await agent.run(text, session="long", context=me)
+        transcript += message_tokens(UserMessage(content=text))
+        baseline_largest = transcript
+        transcript += message_tokens(result.messages[-1])
+    seconds = time.perf_counter() - started
+    await memory.close()
+
+    runs = [r for r in model.requests if not r.messages[0].content.startswith(prompts.SUMMARY_SYSTEM[:40])]
+    sizes = [sum(message_tokens(m) for m in r.messages) for r in runs]
+    budget = message_tokens(runs[0].messages[0]) + policy.max_history_tokens
+    prefixes = [[m.model_dump_json() for m in r.messages[:-1]] for r in runs]  # all but the new message
+    stable = sum(b[: len(a)] == a for a, b in zip(prefixes, prefixes[1:]))
+    return {
+        "turns": turns,
+        "history_budget_tokens": policy.max_history_tokens,
+        "request_budget_tokens": budget,
+        "largest_request_tokens": max(sizes),
+        "within_budget": max(sizes) <= budget,
+        "prefix_stable_share": round(stable / (len(runs) - 1), 3),
+        "summary_refreshes": len(model.requests) - len(runs),
+        "baseline_whole_history_largest_request_tokens": baseline_largest,
+        "tokens_counted_with": "llmos.memory.estimate_tokens (4 characters a token) + 4 per message",
+        "seconds": round(seconds, 1),
+    }
+
+
+# --- recall: facts about a user, found again by a later question -------------------------------
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,?!()'\"").lower() for w in text.split()} - {"the", "user", "my", "i", "a", "is", "of", "do", "for", "which", "what", "me"}
+
+
+async def recall_at_3(facts: UserMemory, per_user: int) -> tuple[float, float, list[float]]:
+    """Recall@3 of the embeddings and of the word-overlap baseline, the pairs split into users of `per_user` facts."""
+    users = [PAIRS[i : i + per_user] for i in range(0, len(PAIRS), per_user)]
+    hits = lexical = 0
+    latencies: list[float] = []
+    for u, pairs in enumerate(users):
+        user = f"U{per_user}-{u}"
+        ids = [(await facts.add(user, fact, tenant="bench")).id for fact, _ in pairs]
+        assert len(set(ids)) == len(pairs), "two benchmark facts were taken for duplicates"
+        for (fact, question), fact_id in zip(pairs, ids):
+            t0 = time.perf_counter()
+            recalled = await facts.recall(user, question, tenant="bench", k=3)
+            latencies.append(time.perf_counter() - t0)
+            hits += fact_id in [f.id for f in recalled]
+            q = _words(question)
+            ranked = sorted(pairs, key=lambda p: -len(q & _words(p[0])))  # baseline: most shared words
+            lexical += fact in [p[0] for p in ranked[:3]]
+    return hits / len(PAIRS), lexical / len(PAIRS), latencies
+
+
+async def recall_part(folder: str, per_user: int) -> dict[str, Any]:
+    store = SQLSessionStore(f"sqlite+aiosqlite:///{folder}/recall.db")
+    facts = UserMemory(store)
+    recall, lexical, latencies = await recall_at_3(facts, per_user)
+    recall_all, lexical_all, _ = await recall_at_3(facts, len(PAIRS))
+    await store.close()
+    return {
+        "pairs": len(PAIRS),
+        "facts_per_user": per_user,
+        "fact_recall_at_3": round(recall, 3),
+        "baseline_word_overlap_recall_at_3": round(lexical, 3),
+        "all_pairs_in_one_user": {
+            "facts_per_user": len(PAIRS),
+            "fact_recall_at_3": round(recall_all, 3),
+            "baseline_word_overlap_recall_at_3": round(lexical_all, 3),
+        },
+        "embedder": facts.embedder.name,
+        "recall_p50_ms": _p(latencies, 50),
+    }
+
+
 def _p(seconds: list[float], q: int) -> float:
     return round(statistics.quantiles(seconds, n=100)[q - 1] * 1000, 3)
 
@@ -141,8 +277,49 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50, help="messages per session (two per turn)")
     parser.add_argument("--samples", type=int, default=200, help="appends and loads measured per backend")
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--parts", default="store,context,recall", help="which parts to run (comma-separated)")
+    parser.add_argument("--turns", type=int, default=200, help="turns of the context part's conversation")
+    parser.add_argument("--facts-per-user", type=int, default=20, help="recall part: the pairs split into users of this many facts")
     args = parser.parse_args()
+    parts = args.parts.split(",")
+    path = RESULTS / "memory.json"
+    data = json.loads(path.read_text()) if path.exists() else {}  # keep the other parts' keys
+    for key in ("benchmark", "date", "machine"):
+        data.pop(key, None)
+    with tempfile.TemporaryDirectory(prefix="llmos-bench-memory-") as folder:
+        if "context" in parts:
+            data["context"] = asyncio.run(context_part(folder, args.turns))
+            c = data["context"]
+            data["largest_request_tokens"] = c["largest_request_tokens"]
+            data["prefix_stable_share"] = c["prefix_stable_share"]
+            print_table(
+                f"Context: {args.turns} turns, history budget {c['history_budget_tokens']} tokens",
+                ["", "largest request (tokens)", "request budget", "prefix stable share", "summary refreshes"],
+                [
+                    ["with Memory", c["largest_request_tokens"], c["request_budget_tokens"], c["prefix_stable_share"], c["summary_refreshes"]],
+                    ["whole history (baseline)", c["baseline_whole_history_largest_request_tokens"], "-", 1.0, 0],
+                ],
+            )
+        if "recall" in parts:
+            data["recall"] = asyncio.run(recall_part(folder, args.facts_per_user))
+            r, one = data["recall"], data["recall"]["all_pairs_in_one_user"]
+            data["fact_recall_at_3"] = r["fact_recall_at_3"]
+            print_table(
+                f"Recall: {r['pairs']} fact/question pairs",
+                ["ranking", f"recall@3, {r['facts_per_user']} facts a user", f"recall@3, {one['facts_per_user']} facts a user"],
+                [["embeddings (" + r["embedder"] + ")", r["fact_recall_at_3"], one["fact_recall_at_3"]],
+                 ["shared words (baseline)", r["baseline_word_overlap_recall_at_3"], one["baseline_word_overlap_recall_at_3"]]],
+            )
+    if "store" in parts:
+        data.update(store_part(args))
+    info = machine()
+    if "cpu_model" not in info:
+        data["cpu"] = _cpu()
+    print(f"wrote {write_results('memory', data)}")
 
+
+def store_part(args: argparse.Namespace) -> dict[str, Any]:
+    """The store part's keys: append and load p50 on each backend."""
     started = time.perf_counter()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="llmos-bench-memory-") as folder:
@@ -161,10 +338,7 @@ def main() -> None:
         ["backend", "append p50 ms", "append p90 ms", "load p50 ms", "load p90 ms", "fill s"],
         rows,
     )
-    path = RESULTS / "memory.json"
-    data = json.loads(path.read_text()) if path.exists() else {}  # keep the other parts (summaries, recall)
-    for key in ("benchmark", "date", "machine"):
-        data.pop(key, None)
+    data: dict[str, Any] = {}
     data["store"] = {
         "sessions": args.sessions,
         "messages_per_session": args.messages,
@@ -176,10 +350,7 @@ def main() -> None:
     }
     data["append_p50_ms"] = {b: r["append_p50_ms"] for b, r in results.items()}
     data["load_p50_ms"] = {b: r["load_p50_ms"] for b, r in results.items()}
-    info = machine()
-    if "cpu_model" not in info:
-        data["cpu"] = _cpu()
-    print(f"wrote {write_results('memory', data)} in {data['store']['seconds']} s")
+    return data
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from llmos.errors import LLMOSError
+from llmos.errors import ConfigError, LLMOSError
 
 app = typer.Typer(help="llmos: multi-agent, tool-using assistants.", no_args_is_help=True, add_completion=False)
 models_app = typer.Typer(help="List known models, or prepare one.", invoke_without_command=True)
@@ -122,11 +122,19 @@ def chat(
     assistant_file: Annotated[
         Optional[Path], typer.Option("--assistant", help="Chat with this assistant file's team (default: the demo's).")
     ] = None,
+    session: Annotated[
+        Optional[str], typer.Option(help="Keep the conversation in this session (resumed after a restart).")
+    ] = None,
+    tenant: Annotated[str, typer.Option(help="The tenant of the session (an assistant file names its own).")] = "default",
 ) -> None:
     """Chat with an assistant file's team (default: the demo company's); the conversation is kept between turns.
-    Empty line or Ctrl-D ends."""
+    Empty line or Ctrl-D ends.
+
+    With --session the conversation is stored (LLMOS_MEMORY_URL, default SQLite under LLMOS_HOME),
+    and facts about the user are remembered for their later sessions.
+    """
     if assistant_file is not None:
-        _team_session(assistant_file, model, user, max_seconds, None)
+        _team_session(assistant_file, model, user, max_seconds, None, session=session)
         return
     user = user or DEMO_CUSTOMER
     from llmos.agents import ErrorEvent, FinalEvent
@@ -141,8 +149,10 @@ def chat(
         chat_model = get_model(model)
         team, history = demo_team(stores, chat_model), []
         team.budget = team.budget.model_copy(update={"max_seconds": max_seconds})
-        context = RunContext(user=user, approver=TerminalApprover(console))
+        context = RunContext(user=user, tenant=tenant, approver=TerminalApprover(console))
         console.print(f"[dim]Signed in as {user}. Each turn: {team.budget.max_steps} model calls, {max_seconds:g} s.[/]")
+        if session:
+            team.memory = await _open_session(session, tenant, user, chat_model)
         while True:
             try:
                 text = await asyncio.to_thread(console.input, "[bold]you>[/] ")
@@ -151,19 +161,27 @@ def chat(
             if not text.strip():
                 break
             render = EventRenderer(console)
-            async for event in team.stream(text, history=history, context=context):
+            if session:  # the history comes from the session's store
+                events = team.stream(text, session=session, context=context)
+            else:
+                events = team.stream(text, history=history, context=context)
+            async for event in events:
                 render(event)
                 if isinstance(event, FinalEvent):
                     history = event.result.messages
                 elif isinstance(event, ErrorEvent) and event.subtask is None:
                     console.print("[dim]That turn failed; the conversation so far is kept.[/]")
+        if team.memory is not None:
+            await team.memory.close()
         await chat_model.aclose()
 
     _run(main())
 
 
-def _team_session(path: Path, model: str | None, user: str | None, max_seconds: float, question: str | None) -> None:
-    """One question (`question`) or a chat (None) with the team of an assistant file."""
+def _team_session(
+    path: Path, model: str | None, user: str | None, max_seconds: float, question: str | None, *, session: str | None = None
+) -> None:
+    """One question (`question`) or a chat (None) with the team of an assistant file, in a stored session if named."""
     from llmos.agents import ErrorEvent, FinalEvent
     from llmos.assistants import load_assistant
     from llmos.render import EventRenderer, TerminalApprover
@@ -176,6 +194,10 @@ def _team_session(path: Path, model: str | None, user: str | None, max_seconds: 
         context = assistant.context(user=user, approver=TerminalApprover(console))
         console.print(f"[dim]{assistant.spec.name}. Signed in as {user or 'nobody'}. "
                       f"Budget: {team.budget.max_steps} model calls, {max_seconds:g} s.[/]")
+        if session:
+            if not user:
+                raise ConfigError("--session keeps a user's conversation: name the user with --user.")
+            team.memory = await _open_session(session, context.tenant or "default", user, assistant.model)
         while True:
             text = question
             if text is None:
@@ -186,7 +208,11 @@ def _team_session(path: Path, model: str | None, user: str | None, max_seconds: 
                 if not text.strip():
                     break
             render = EventRenderer(console)
-            async for event in team.stream(text, history=history, context=context):
+            if session:  # the history comes from the session's store
+                events = team.stream(text, session=session, context=context)
+            else:
+                events = team.stream(text, history=history, context=context)
+            async for event in events:
                 render(event)
                 if isinstance(event, FinalEvent) and event.subtask is None:
                     history = event.result.messages
@@ -196,11 +222,36 @@ def _team_session(path: Path, model: str | None, user: str | None, max_seconds: 
                         console.print("[dim]That turn failed; the conversation so far is kept.[/]")
             if question is not None:
                 break
+        if team.memory is not None:
+            await team.memory.close()
         await assistant.model.aclose()
         return ok
 
     if not _run(main()) and question is not None:
         raise typer.Exit(1)
+
+
+# --- sessions and memory (llmos.memory) ------------------------------------------------------
+
+
+async def _open_session(session: str, tenant: str, user: str, model):
+    """The Memory that `chat --session` runs with; says whether the session is new or resumed."""
+    from llmos.memory import Memory
+
+    memory = Memory(model=model)
+    info = await memory.store.open_session(session, tenant=tenant, user=user)
+    if info.user != user:
+        from llmos.errors import SessionOwnerError
+
+        await memory.close()
+        raise SessionOwnerError(f"Session {session} belongs to {info.user or 'no user'}, not {user}: choose another name.")
+    said = "Resuming" if info.turns else "Started"
+    console.print(f"[dim]{said} session {session} ({info.turns} turns so far); `llmos sessions show {session}` shows it.[/]")
+    return memory
+
+
+from llmos.memory.cli import register as _register_memory  # noqa: E402  (sessions, memory)
+_register_memory(app)
 
 
 @models_app.callback()

@@ -148,3 +148,11 @@ class SessionBusyError(MemoryStoreError):
 
 class TurnStateError(MemoryStoreError):
     """A turn cannot be finished or retried: it is already answered, or its run lost the session's lock."""
+
+
+class SessionOwnerError(MemoryStoreError):
+    """The session belongs to another user: a run may only continue its own user's sessions."""
+
+
+class UnknownFactError(MemoryStoreError):
+    """The user has no remembered fact with this id."""

@@ -10,7 +10,7 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -37,6 +37,9 @@ from llmos.llm.model import ChatModel, ChatRequest, OutputSchema, TextDelta, Too
 from llmos.llm.parsing import canonical_arguments
 from llmos.tools import Tool, ToolResult, as_tool
 from llmos.tools.context import ApprovalRequest, RunContext
+
+if TYPE_CHECKING:
+    from llmos.memory.conversation import Memory
 
 OutputT = TypeVar("OutputT")
 
@@ -72,6 +75,8 @@ class Agent(Generic[OutputT]):
     turn_notes: callables (task, history) -> text (or an awaitable of it) added to the
     instructions of that run only, when not empty: rules that apply to some turns (guidelines
     that match, an escalation the customer's words trigger), so the usual prompt stays short.
+
+    memory: where runs with `session=` keep their conversation (llmos.memory.Memory).
     """
 
     def __init__(
@@ -86,6 +91,7 @@ class Agent(Generic[OutputT]):
         budget: Budget | None = None,
         tool_choice: ToolChoice = "auto",
         max_tokens_per_call: int | None = None,
+        memory: Memory | None = None,
     ) -> None:
         self.name = name
         self.description = description
@@ -104,6 +110,7 @@ class Agent(Generic[OutputT]):
         self.tool_choice = tool_choice
         self.max_tokens_per_call = max_tokens_per_call
         self.turn_notes: list[Callable[[str, Sequence[Message]], str | Awaitable[str]]] = []
+        self.memory = memory
 
     @property
     def model(self) -> ChatModel:
@@ -116,9 +123,19 @@ class Agent(Generic[OutputT]):
     # --- public entry points ---------------------------------------------------------
 
     async def run(
-        self, task: str, *, history: Sequence[Message] = (), context: RunContext | None = None
+        self,
+        task: str,
+        *,
+        history: Sequence[Message] = (),
+        context: RunContext | None = None,
+        session: str | None = None,
     ) -> RunResult:
-        """Run to the final answer. Raises an LLMOSError (e.g. BudgetExceededError) when the run cannot finish."""
+        """Run to the final answer. Raises an LLMOSError (e.g. BudgetExceededError) when the run cannot finish.
+
+        session: a session's name: the run continues it (its history from `memory`, its answer stored there).
+        """
+        if session is not None:
+            return await self._memory(history).run(self, task, session=session, context=context)
         async with aclosing(self._loop(task, history, context or RunContext())) as events:
             async for event in events:
                 if isinstance(event, FinalEvent):
@@ -126,11 +143,20 @@ class Agent(Generic[OutputT]):
         raise AssertionError("agent loop ended without a final answer")
 
     async def stream(
-        self, task: str, *, history: Sequence[Message] = (), context: RunContext | None = None
+        self,
+        task: str,
+        *,
+        history: Sequence[Message] = (),
+        context: RunContext | None = None,
+        session: str | None = None,
     ) -> AsyncIterator[AgentEvent]:
         """Yield events as they happen. Errors end the stream with an ErrorEvent instead of raising."""
         try:
-            async with aclosing(self._loop(task, history, context or RunContext())) as events:
+            if session is not None:
+                events = self._memory(history).stream(self, task, session=session, context=context)
+            else:
+                events = self._loop(task, history, context or RunContext())
+            async with aclosing(events):
                 async for event in events:
                     yield event
         except Exception as exc:  # noqa: BLE001 - the stream reports every failure as an event
@@ -138,13 +164,18 @@ class Agent(Generic[OutputT]):
             yield ErrorEvent(agent=self.name, error=type(exc).__name__, message=message)
 
     def run_sync(
-        self, task: str, *, history: Sequence[Message] = (), context: RunContext | None = None
+        self,
+        task: str,
+        *,
+        history: Sequence[Message] = (),
+        context: RunContext | None = None,
+        session: str | None = None,
     ) -> RunResult:
         """`run` for scripts without an event loop."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run(task, history=history, context=context))
+            return asyncio.run(self.run(task, history=history, context=context, session=session))
         raise AgentError("run_sync was called inside a running event loop: use `await agent.run(...)` there.")
 
     async def instructions_for(self, task: str, history: Sequence[Message]) -> str:
@@ -156,6 +187,10 @@ class Agent(Generic[OutputT]):
             if text:
                 notes.append(text)
         return "\n".join([self.instructions, *notes])
+    def _memory(self, history: Sequence[Message]) -> Memory:
+        from llmos.memory.conversation import session_memory
+
+        return session_memory(self.memory, f"Agent '{self.name}'", history)
 
     # --- the loop ----------------------------------------------------------------------
 

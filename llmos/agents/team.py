@@ -33,7 +33,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -55,6 +55,9 @@ from llmos.errors import AgentError, BudgetExceededError, LLMOSError, PlanError
 from llmos.llm.messages import AssistantMessage, Message, UserMessage
 from llmos.llm.model import ChatModel
 from llmos.tools.context import RunContext
+
+if TYPE_CHECKING:
+    from llmos.memory.conversation import Memory
 
 _END = object()  # marks the end of a run's event queue
 
@@ -92,6 +95,7 @@ class Team:
     route: make the routing call (the short road); False always plans.
     subtask_timeout, retries: per attempt of a subtask; retried are timeouts and lost connections.
     max_replans: re-plans of the work left after a subtask failed (0: skip its dependents and report).
+    memory: where runs with `session=` keep their conversation (llmos.memory.Memory).
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class Team:
         max_repairs: int = 2,
         max_subtasks: int = MAX_SUBTASKS,
         name: str = "team",
+        memory: Memory | None = None,
     ) -> None:
         if not specialists:
             raise AgentError("A team needs at least one specialist Agent.")
@@ -130,6 +135,7 @@ class Team:
         self.max_repairs = max_repairs
         self.max_subtasks = max_subtasks
         self.name = name
+        self.memory = memory
 
     @property
     def model(self) -> ChatModel:
@@ -147,12 +153,20 @@ class Team:
     # --- public entry points ---------------------------------------------------------
 
     async def run(
-        self, goal: str, *, history: Sequence[Message] = (), context: RunContext | None = None
+        self,
+        goal: str,
+        *,
+        history: Sequence[Message] = (),
+        context: RunContext | None = None,
+        session: str | None = None,
     ) -> TeamResult:
         """Run to the answer. Raises an LLMOSError (BudgetExceededError, PlanError...) when the goal cannot finish.
 
         `context` (who the run is for, who approves side effects) reaches every specialist's tools.
+        session: a session's name: the run continues it (its history from `memory`, its answer stored there).
         """
+        if session is not None:
+            return await self._memory(history).run(self, goal, session=session, context=context)
         async with aclosing(self._events(goal, history, context or RunContext())) as events:
             async for event in events:
                 if isinstance(event, FinalEvent) and event.subtask is None:
@@ -161,11 +175,20 @@ class Team:
         raise AssertionError("team run ended without a final answer")
 
     async def stream(
-        self, goal: str, *, history: Sequence[Message] = (), context: RunContext | None = None
+        self,
+        goal: str,
+        *,
+        history: Sequence[Message] = (),
+        context: RunContext | None = None,
+        session: str | None = None,
     ) -> AsyncIterator[TeamEvent]:
         """Yield every event of the run as it happens; errors end the stream with an ErrorEvent."""
         try:
-            async with aclosing(self._events(goal, history, context or RunContext())) as events:
+            if session is not None:
+                events = self._memory(history).stream(self, goal, session=session, context=context)
+            else:
+                events = self._events(goal, history, context or RunContext())
+            async with aclosing(events):
                 async for event in events:
                     yield event
         except Exception as exc:  # noqa: BLE001 - the stream reports every failure as an event
@@ -173,14 +196,24 @@ class Team:
             yield ErrorEvent(agent=self.name, error=type(exc).__name__, message=message)
 
     def run_sync(
-        self, goal: str, *, history: Sequence[Message] = (), context: RunContext | None = None
+        self,
+        goal: str,
+        *,
+        history: Sequence[Message] = (),
+        context: RunContext | None = None,
+        session: str | None = None,
     ) -> TeamResult:
         """`run` for scripts without an event loop."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run(goal, history=history, context=context))
+            return asyncio.run(self.run(goal, history=history, context=context, session=session))
         raise AgentError("run_sync was called inside a running event loop: use `await team.run(...)` there.")
+
+    def _memory(self, history: Sequence[Message]) -> Memory:
+        from llmos.memory.conversation import session_memory
+
+        return session_memory(self.memory, f"Team '{self.name}'", history)
 
     # --- one run ---------------------------------------------------------------------
 

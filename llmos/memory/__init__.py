@@ -12,22 +12,35 @@ from llmos.memory.models import (
     SessionInfo,
     SessionMode,
     StoredMessage,
+    Summary,
     Turn,
     TurnRecord,
     TurnStatus,
 )
 from llmos.memory.sql import SQLSessionStore
 from llmos.memory.store import ActiveTurn, SessionStore
+from llmos.memory.context import ContextPolicy, ContextWindow, estimate_tokens
+from llmos.memory.facts import Fact, FactChange, Recalled, UserMemory
+from llmos.memory.conversation import Memory
 
 __all__ = [
     "DEFAULT_TENANT",
     "ActiveTurn",
+    "ContextPolicy",
+    "ContextWindow",
+    "Fact",
+    "FactChange",
+    "Memory",
+    "Recalled",
+    "UserMemory",
+    "estimate_tokens",
     "Entry",
     "SQLSessionStore",
     "SessionInfo",
     "SessionMode",
     "SessionStore",
     "StoredMessage",
+    "Summary",
     "Turn",
     "TurnRecord",
     "TurnStatus",

@@ -85,5 +85,14 @@ class Turn(BaseModel):
     finished_at: datetime | None = None
 
 
+class Summary(BaseModel):
+    """A session's running summary: turns 1..through_turn folded into one text by the model."""
+
+    text: str
+    through_turn: int = Field(ge=1)
+    tokens: int = Field(ge=0, description="Its length, as the memory's token counter counts.")
+    updated_at: datetime | None = None
+
+
 def as_entry(item: Message | Entry) -> Entry:
     return item if isinstance(item, Entry) else Entry(message=item)

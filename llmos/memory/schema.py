@@ -108,3 +108,36 @@ session_locks = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),  # epoch seconds
 )
+
+# The running summary of a session's older turns (llmos.memory.context): one row per session,
+# rewritten (from the previous text plus the turns folded) when more turns are folded into it.
+session_summaries = sa.Table(
+    "session_summaries",
+    metadata,
+    sa.Column("session_key", sa.Integer, sa.ForeignKey("sessions.key", ondelete="CASCADE"), primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("through_turn", sa.Integer, nullable=False),  # turns 1..through_turn are folded into it
+    sa.Column("tokens", sa.Integer, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# What the assistant remembers about a user (llmos.memory.facts), with the fact's embedding.
+user_facts = sa.Table(
+    "user_facts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", Name, nullable=False),
+    sa.Column("user_id", Name, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("embedding", sa.LargeBinary, nullable=False),  # float32, L2-normalised
+    sa.Column("embedder", sa.String(200), nullable=False),  # which model wrote the embedding
+    sa.Column("session_id", Name, nullable=True),  # where it was learnt, when from a conversation
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    # Deleting the user deletes what is remembered about them.
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE", name="fk_user_facts_user"
+    ),
+    sa.Index("ix_user_facts_tenant_user", "tenant_id", "user_id"),
+)

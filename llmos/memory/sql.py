@@ -41,11 +41,13 @@ from llmos.memory.models import (
     SessionInfo,
     SessionMode,
     StoredMessage,
+    Summary,
     Turn,
     TurnRecord,
     as_entry,
 )
 from llmos.memory.schema import messages as messages_t
+from llmos.memory.schema import session_summaries as summaries_t
 from llmos.memory.schema import sessions as sessions_t
 from llmos.memory.schema import tenants as tenants_t
 from llmos.memory.schema import turns as turns_t
@@ -112,6 +114,18 @@ class SQLSessionStore(SessionStore):
                 # On SQLite the transaction began IMMEDIATE: it already holds the file's write lock.
                 await connection.run_sync(migrate.upgrade, self.database)
             self._migrated = True
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction on the migrated database (what llmos.memory.facts writes through)."""
+        async with self._transaction() as connection:
+            yield connection
+
+    async def ensure_user(self, connection: AsyncConnection, tenant: str, user: str) -> None:
+        """Create the tenant and the user when they do not exist yet."""
+        tenant, user, now = _name("tenant", tenant), _name("user", user), _now()
+        await connection.execute(self._insert_ignore(tenants_t, id=tenant, created_at=now))
+        await connection.execute(self._insert_ignore(users_t, tenant_id=tenant, id=user, created_at=now))
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -405,6 +419,27 @@ class SQLSessionStore(SessionStore):
         finally:
             turn.closed = True
             await turn.lock.release()
+
+    # --- running summary -------------------------------------------------------------------
+
+    async def summary(self, session: str, *, tenant: str = DEFAULT_TENANT) -> Summary | None:
+        async with self._transaction() as connection:
+            key = (await self._session_row(connection, session, tenant)).key
+            row = (await connection.execute(sa.select(summaries_t).where(summaries_t.c.session_key == key))).first()
+        if row is None:
+            return None
+        return Summary(text=row.text, through_turn=row.through_turn, tokens=row.tokens, updated_at=_utc(row.updated_at))
+
+    async def save_summary(self, turn: ActiveTurn, summary: Summary) -> None:
+        _check_active(turn)
+        values = {"text": summary.text, "through_turn": summary.through_turn, "tokens": summary.tokens, "updated_at": _now()}
+        async with self._transaction() as connection:
+            await turn.lock.verify(connection)
+            key = (await self._session_row(connection, turn.session, turn.tenant)).key
+            insert = postgresql.insert(summaries_t) if self.postgres else sqlite.insert(summaries_t)
+            await connection.execute(
+                insert.values(session_key=key, **values).on_conflict_do_update(index_elements=["session_key"], set_=values)
+            )
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -24,7 +24,16 @@ from typing import Any
 
 from llmos.llm.messages import Message, UserMessage
 from llmos.memory.locks import HeldLock
-from llmos.memory.models import DEFAULT_TENANT, Entry, SessionInfo, SessionMode, StoredMessage, Turn, TurnRecord
+from llmos.memory.models import (
+    DEFAULT_TENANT,
+    Entry,
+    SessionInfo,
+    SessionMode,
+    StoredMessage,
+    Summary,
+    Turn,
+    TurnRecord,
+)
 
 
 class ActiveTurn:
@@ -201,6 +210,16 @@ class SessionStore(ABC):
             raise
         if not active.closed:
             await self.fail_turn(active, "The run ended without finishing the turn.")
+
+    # --- running summary -----------------------------------------------------------------
+
+    @abstractmethod
+    async def summary(self, session: str, *, tenant: str = DEFAULT_TENANT) -> Summary | None:
+        """The session's running summary; None while no turn has been folded into one."""
+
+    @abstractmethod
+    async def save_summary(self, turn: ActiveTurn, summary: Summary) -> None:
+        """Replace the session's summary, under the lock of its running turn (TurnStateError if lost)."""
 
     # --- lifetime ------------------------------------------------------------------------
 
