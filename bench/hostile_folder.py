@@ -367,7 +367,7 @@ def _rewrite_while_running(path: Path, stop: threading.Event) -> None:
             path.write_text(f"Version {n} of a file that is rewritten while the folder is ingested. " * (n % 50))
         except OSError:
             pass
-        time.sleep(0.001)
+        time.sleep(0.01)
 
 
 def _unblock_fifos(folder: Path) -> None:
@@ -401,11 +401,14 @@ def _ingest(kb, folder: Path, timeout: float):
     return result.get("summary"), result.get("error")
 
 
-def run_hostile_folder(scale: float = 1.0, embedder: Any = None, timeout: float = 600.0) -> dict[str, Any]:
+def run_hostile_folder(
+    scale: float = 1.0, embedder: Any = None, timeout: float = 600.0, max_file_chunks: int = 2_000
+) -> dict[str, Any]:
     """Ingest a hostile folder twice with a real knowledge base; figures and the outcome of each kind.
 
     `scale` shrinks the big files (1.0: the sizes named in `kinds()`); `embedder` defaults to the
-    packaged all-MiniLM-L6-v2.
+    packaged all-MiniLM-L6-v2. `max_file_chunks` is LLMOS_KB_MAX_FILE_CHUNKS for the run: the
+    default (100,000) would have the megabytes of junk text embedded, an hour on 2 cores.
     """
     from llmos.knowledge import KnowledgeBase, SentenceTransformerEmbedder
 
@@ -415,6 +418,7 @@ def run_hostile_folder(scale: float = 1.0, embedder: Any = None, timeout: float 
         folder = root / "docs"
         good, written = build_folder(folder, scale)
         kb = KnowledgeBase(root / "kb", embedder=embedder)
+        kb.settings.max_file_chunks = max_file_chunks
 
         started = time.perf_counter()
         stop = threading.Event()
@@ -450,6 +454,7 @@ def run_hostile_folder(scale: float = 1.0, embedder: Any = None, timeout: float 
             "unexpected": sorted(name for name, outcome in per_kind.items() if not outcome["as_promised"]),
             "seconds": round(seconds, 2),
             "scale": scale,
+            "settings": {"max_file_mb": kb.settings.max_file_mb, "max_file_chunks": max_file_chunks},
             "per_kind": per_kind,
         }
 
@@ -459,7 +464,9 @@ def _found(kb, path: str, query: str) -> bool:
 
 
 def _outcome(kind: Kind, paths: list[Path], stored: set[str], skipped: dict[str, str]) -> dict[str, Any]:
-    names = [str(p) for p in paths]
+    from llmos.knowledge.sync import printable
+
+    names = [str(p) for p in paths] + [printable(p) for p in paths]  # a name that is not UTF-8 is reported printable
     reasons = [skipped[n] for n in names if n in skipped]
     if any(n in stored for n in names):
         outcome = "stored"

@@ -77,6 +77,7 @@ class Chunker:
         # so writing a file twice (a resumed run) overwrites instead of duplicating.
         prefix = hashlib.sha1(f"{source}\0{file_hash}".encode()).hexdigest()[:16]
         chunks: list[Chunk] = []
+        seen: set[str] = set()
         for section in sections:
             heading = section.location.heading
             for n, piece in enumerate(p.strip() for p in self._pieces(section.text.strip())):
@@ -84,6 +85,11 @@ class Chunker:
                     continue
                 if n and heading:
                     piece = f"{heading}\n{piece}"  # later pieces lose the heading line: give it back as context
+                if piece in seen:
+                    # A repeated chunk adds nothing to find, and thousands of identical vectors trap the HNSW
+                    # search among them: 15,000 copies of one line hid every other file from dense search.
+                    continue
+                seen.add(piece)
                 chunks.append(
                     Chunk(id=f"{prefix}-{len(chunks):05d}", text=piece, source=source, location=section.location, tags=tags or [])
                 )
