@@ -35,7 +35,7 @@ def load(path: Path, max_bytes: int | None = None, data: bytes | None = None) ->
         data = path.read_bytes()
     sections = [_clean(s) for s in reader(data) if s.text.strip()]
     if not sections:
-        raise LoaderError("no text found (a scanned PDF needs OCR first)")
+        raise LoaderError("no text found (a scanned PDF needs OCR first)" if path.suffix.lower() == ".pdf" else "no text found")
     return sections
 
 
