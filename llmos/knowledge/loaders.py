@@ -47,7 +47,7 @@ def check_size(size: int, max_bytes: int | None) -> None:
 
 
 def _clean(section: Section) -> Section:
-    """Drop what no store can hold: lone surrogates (a JSON '\\ud800' escape, an HTML '&#xD800;') and NULs."""
+    """Drop what no store can hold: lone surrogates and NULs (a JSON '\\ud800' or '\\u0000' escape gives them)."""
     text = section.text.replace("\x00", "")
     if not text.isascii():
         text = text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate becomes '?'

@@ -212,11 +212,11 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_go_in(tmp_path, ha
 
 
 def test_lone_surrogates_escaped_in_json_are_replaced_not_fatal(tmp_path, hash_embedder):
-    """A JSON '\\ud800' escape gave text that Chroma could not encode as UTF-8: the whole run aborted."""
+    """A JSON '\\ud800' escape gave text that Chroma could not encode as UTF-8: the whole run aborted. NULs go too."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "s.json").write_bytes(b'{"text": "broken \\ud800 pair"}')
-    (docs / "s.jsonl").write_bytes(b'"half \\udc00 done"\n')
+    (docs / "s.jsonl").write_bytes(b'"half \\udc00 done\\u0000"\n')
     (docs / "good.txt").write_text("Shipping takes three days.")
     kb = KnowledgeBase(tmp_path / "kb", embedder=hash_embedder)
 
