@@ -69,7 +69,8 @@ class KnowledgeBase:
         chunker = Chunker(self.embedder.count_tokens, self.settings.chunk_tokens, self.settings.chunk_overlap)
         syncer = Syncer(
             self.store, self.manifest, chunker, self.embedder.embed_documents,
-            max_bytes=int(self.settings.max_file_mb * 1e6), batch_size=self.settings.batch_size,
+            max_bytes=int(self.settings.max_file_mb * 1e6), max_chunks=self.settings.max_file_chunks,
+            batch_size=self.settings.batch_size,
         )
         summary = syncer.run(Path(path), tags=tags, progress=progress)
         self.keyword_index()  # rebuild now, when the store changed, rather than on the next search

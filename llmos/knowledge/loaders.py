@@ -17,9 +17,12 @@ from typing import Any
 from llmos.errors import LoaderError
 from llmos.knowledge.types import Location, Section
 
-_SNIFF = 8192  # bytes looked at to tell binary from text
-_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_SNIFF = 8192  # bytes looked at to guess a CSV dialect
+_HEADING_MARK = re.compile(r"(#{1,6})[ \t]")  # no backtracking: a heading line of 20,000 spaces once took hours
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_MAX_TITLE = 200  # characters of a heading (or CSV column name) kept: each chunk under it repeats it
+_MAX_UNZIPPED = 200_000_000  # bytes a DOCX may hold once unzipped (a zip bomb holds gigabytes)
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
 
 def load(path: Path, max_bytes: int | None = None, data: bytes | None = None) -> list[Section]:
@@ -30,9 +33,9 @@ def load(path: Path, max_bytes: int | None = None, data: bytes | None = None) ->
     check_size(path.stat().st_size if data is None else len(data), max_bytes)
     if data is None:
         data = path.read_bytes()
-    sections = [s for s in reader(data) if s.text.strip()]
+    sections = [_clean(s) for s in reader(data) if s.text.strip()]
     if not sections:
-        raise LoaderError("no text found (a scanned PDF needs OCR first)")
+        raise LoaderError("no text found (a scanned PDF needs OCR first)" if path.suffix.lower() == ".pdf" else "no text found")
     return sections
 
 
@@ -43,14 +46,47 @@ def check_size(size: int, max_bytes: int | None) -> None:
         raise LoaderError(f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:g} MB limit (LLMOS_KB_MAX_FILE_MB)")
 
 
+def _clean(section: Section) -> Section:
+    """Drop what no store can hold: lone surrogates and NULs (a JSON '\\ud800' or '\\u0000' escape gives them)."""
+    text = section.text.replace("\x00", "")
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate becomes '?'
+    heading = section.location.heading
+    if heading is not None and not heading.isascii():
+        heading = heading.encode("utf-8", "replace").decode("utf-8")
+    if text is section.text and heading is section.location.heading:
+        return section
+    return Section(text=text, location=section.location.model_copy(update={"heading": heading}))
+
+
 def _text(data: bytes) -> str:
-    """Decode a text file, refusing binary data that only wears a text extension."""
-    if b"\x00" in data[:_SNIFF]:
-        raise LoaderError("binary data in a text file (NUL bytes)")
+    """Decode a text file (UTF-8, or UTF-16/32 with a byte order mark), refusing binary data that only wears a text extension."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                raise LoaderError(f"not valid {encoding.upper()} text despite its byte order mark; save it as UTF-8") from None
+    if b"\x00" in data:
+        raise LoaderError("binary data in a text file (NUL bytes; UTF-16 without a byte order mark reads so too): save text as UTF-8")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise LoaderError(f"not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
+def _heading(line: str) -> tuple[int, str] | None:
+    """(level, title) of a Markdown ATX heading line ('## Install ##'), or None; linear in the line's length."""
+    match = _HEADING_MARK.match(line)
+    if match is None:
+        return None
+    title = line[match.end():].strip()
+    closed = title.rstrip("#")
+    if closed != title and (not closed or closed[-1] in " \t"):  # a closing run of '#' after a space is decoration
+        title = closed.strip()
+    if not title:
+        return None
+    return len(match.group(1)), title[:_MAX_TITLE]
 
 
 # --- plain text and Markdown --------------------------------------------------------------
@@ -73,7 +109,8 @@ def markdown_sections(text: str) -> list[Section]:
 
     def flush() -> None:
         body = "\n".join(lines).strip()
-        if body and not _HEADING.match(body):  # a heading alone (its text is all in subsections) is no section
+        heading_alone = "\n" not in body and _heading(body) is not None  # its text is all in subsections
+        if body and not heading_alone:
             heading = " > ".join(title for _, title in path) or None
             sections.append(Section(text=body, location=Location(heading=heading)))
         lines.clear()
@@ -81,11 +118,11 @@ def markdown_sections(text: str) -> list[Section]:
     for line in text.splitlines():
         if _FENCE.match(line):
             in_code = not in_code  # a '#' inside a code block is a comment, not a heading
-        match = None if in_code else _HEADING.match(line)
-        if match:
+        heading = None if in_code else _heading(line)
+        if heading:
             flush()
-            level = len(match.group(1))
-            path = [(lv, t) for lv, t in path if lv < level] + [(level, match.group(2))]
+            level, title = heading
+            path = [(lv, t) for lv, t in path if lv < level] + [(level, title)]
         lines.append(line)
     flush()
     return sections
@@ -111,6 +148,7 @@ def read_html(data: bytes) -> list[Section]:
 
 
 def read_docx(data: bytes) -> list[Section]:
+    _check_unzipped_size(data)
     try:
         import docx
 
@@ -132,6 +170,19 @@ def read_docx(data: bytes) -> list[Section]:
             lines.append(text)
         lines.append("")
     return markdown_sections("\n".join(lines))
+
+
+def _check_unzipped_size(data: bytes) -> None:
+    """Refuse a zip bomb before a parser unzips it: the sizes its directory declares bound what it yields."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            size = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise LoaderError(f"not a readable DOCX file (not a zip archive: {exc})") from None
+    if size > _MAX_UNZIPPED:
+        raise LoaderError(f"DOCX unzips to {size / 1e6:.0f} MB, over the {_MAX_UNZIPPED / 1e6:.0f} MB a document may hold (a zip bomb?)")
 
 
 def _docx_heading_level(style: str) -> int:
@@ -173,7 +224,7 @@ def read_csv(data: bytes) -> list[Section]:
     except csv.Error:
         dialect = csv.excel
     rows = csv.reader(io.StringIO(text), dialect)
-    header = next(rows, None) or []
+    header = [name[:_MAX_TITLE] for name in next(rows, None) or []]  # each row repeats the names: keep them short
     sections = []
     for number, row in enumerate(rows, 1):
         # 'column: value' lines keep the meaning of each cell in the chunk text.

@@ -19,6 +19,9 @@ class KnowledgeSettings(BaseSettings):
     chunk_tokens: int = Field(200, ge=16, description="Most tokens in one chunk (the embedder reads at most 256).")
     chunk_overlap: int = Field(30, ge=0, description="Tokens repeated between neighbouring chunks.")
     max_file_mb: float = Field(50.0, gt=0, description="Larger files are skipped.")
+    max_file_chunks: int = Field(
+        100_000, ge=1, description="Files that give more chunks are skipped (300,000 one-line sections would embed for hours)."
+    )
     batch_size: int = Field(256, ge=1, description="Chunks embedded together during ingestion.")
 
 

@@ -24,6 +24,7 @@ import hashlib
 import os
 import queue
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -103,6 +104,8 @@ def find_files(target: Path) -> tuple[Path, list[Path], list[Skipped]]:
     if not target.exists():
         raise LoaderError(f"{target} does not exist")
     if target.is_file():
+        if not _utf8(str(target.resolve())):
+            return target.parent.resolve(), [], [Skipped(path=printable(target), reason="file name is not valid UTF-8; rename the file")]
         return target.parent.resolve(), [target.resolve()], []
     root = target.resolve()
     files: list[Path] = []
@@ -120,6 +123,10 @@ def find_files(target: Path) -> tuple[Path, list[Path], list[Skipped]]:
             if entry.name.startswith("."):
                 continue
             path = Path(entry.path)
+            if not _utf8(entry.name):
+                # Chroma and the manifest hold paths as UTF-8: such a name would fail the whole batch it is in.
+                skipped.append(Skipped(path=printable(path), reason="file name is not valid UTF-8; rename the file"))
+                continue
             try:
                 real = path.resolve(strict=True)
             except RuntimeError:  # Python 3.11 reports a symlink loop this way
@@ -128,6 +135,9 @@ def find_files(target: Path) -> tuple[Path, list[Path], list[Skipped]]:
             except OSError as exc:
                 reason = "symlink loop" if exc.errno == errno.ELOOP else f"broken link or unreadable: {exc.strerror}"
                 skipped.append(Skipped(path=str(path), reason=reason))
+                continue
+            if not _utf8(str(real)):  # a link to a file whose name is not UTF-8
+                skipped.append(Skipped(path=str(path), reason="links to a file whose name is not valid UTF-8; rename it"))
                 continue
             if not real.is_relative_to(root):
                 skipped.append(Skipped(path=str(path), reason=f"outside the root {root} (link to {real})"))
@@ -138,10 +148,40 @@ def find_files(target: Path) -> tuple[Path, list[Path], list[Skipped]]:
                 else:
                     seen_dirs.add(real)
                     stack.append(real)
-            elif real.is_file() and real.suffix.lower() in READERS:
-                files.append(real)
+            elif real.suffix.lower() in READERS:
+                if real.is_file():
+                    files.append(real)
+                else:  # a FIFO would block the reader forever; a socket or a device is no document either
+                    skipped.append(Skipped(path=str(path), reason="not a regular file (a FIFO, socket or device)"))
     # A link and its target are the same document: keep one.
     return root, sorted(set(files)), skipped
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # undecodable bytes of the name, kept by Python as lone surrogates
+        return False
+
+
+def printable(path: Path) -> str:
+    """A path as text that any output can hold: undecodable bytes of its name shown as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file, never blocking on a FIFO and never reading past `max_bytes` (+1 to notice)."""
+    # O_NONBLOCK: a file replaced by a FIFO after the folder was listed would block open() forever.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise LoaderError("not a regular file (a FIFO, socket or device)")
+        check_size(info.st_size, max_bytes)  # before reading: a huge file is never loaded
+        data = file.read(max_bytes + 1)  # a file that grows while it is read stops here
+    check_size(len(data), max_bytes)
+    return data
 
 
 def file_hash(data: bytes) -> str:
@@ -162,6 +202,7 @@ class Syncer:
         embed: Callable[[list[str]], np.ndarray],
         *,
         max_bytes: int,
+        max_chunks: int = 100_000,
         batch_size: int = 256,
     ) -> None:
         self.store = store
@@ -169,6 +210,7 @@ class Syncer:
         self.chunker = chunker
         self.embed = embed
         self.max_bytes = max_bytes
+        self.max_chunks = max_chunks
         self.batch_size = batch_size
         self.tenant = store.tenant
 
@@ -239,8 +281,7 @@ class Syncer:
     def _prepare(self, path: Path, known, tags, summary: SyncSummary):
         source = str(path)
         try:
-            check_size(path.stat().st_size, self.max_bytes)  # before reading: a huge file is never loaded
-            data = path.read_bytes()
+            data = read_regular_file(path, self.max_bytes)
         except LoaderError as exc:
             summary.skipped.append(Skipped(path=source, reason=str(exc)))
             return None
@@ -253,7 +294,9 @@ class Syncer:
             return None
         try:
             sections = load(path, self.max_bytes, data)
+            self._check_chunks(len(sections))  # before chunking: 300,000 tiny sections take minutes to count
             chunks = self.chunker.split(sections, source, digest, tags)
+            self._check_chunks(len(chunks))
         except LoaderError as exc:
             # A file that turned bad keeps its last good chunks: nothing stored is lost.
             summary.skipped.append(Skipped(path=source, reason=str(exc)))
@@ -263,6 +306,13 @@ class Syncer:
             summary.skipped.append(Skipped(path=source, reason=reason))
             return None
         return source, digest, chunks, known is None
+
+    def _check_chunks(self, count: int) -> None:
+        if count > self.max_chunks:
+            raise LoaderError(
+                f"{count:,} or more chunks is over the {self.max_chunks:,} a file may give (LLMOS_KB_MAX_FILE_CHUNKS); "
+                "split the file, or raise the limit"
+            )
 
     def _write(self, batch: list[tuple[str, str, list[Chunk], bool]], vectors: np.ndarray, summary: SyncSummary, bar) -> None:
         self._changing()
