@@ -55,14 +55,16 @@ class Recalled(Fact):
 class FactChange(BaseModel):
     """One change the model asks for."""
 
+    # Required fields, text first: a grammar-constrained small model skips whatever it may skip.
     action: Literal["add", "update", "delete"]
-    fact: int | None = Field(None, description="For update and delete: the number of the known fact.")
+    text: str = Field(description="The fact, one short sentence about the user (for delete: the fact removed).")
     kind: FactKind = "other"
-    text: str = Field("", description="For add and update: the fact, one short sentence about the user.")
+    fact: int | None = Field(None, description="For update and delete: the number of the known fact.")
 
 
 class FactChanges(BaseModel):
-    changes: list[FactChange] = Field(default_factory=list, max_length=8)
+    # Required: with a default, a grammar-constrained small model takes the shortest way out, `{}`.
+    changes: list[FactChange] = Field(max_length=8)
 
 
 CHANGES = OutputSchema.of(FactChanges)

@@ -36,7 +36,7 @@ async def test_facts_are_added_updated_and_deleted_as_the_model_says(facts):
         changes({"action": "add", "kind": "language", "text": "The user reads German."},
                 {"action": "add", "kind": "possession", "text": "The user owns a Kindle Paperwhite."}),
         changes({"action": "update", "fact": 1, "kind": "language", "text": "The user reads French."}),
-        changes({"action": "delete", "fact": 1}, {"action": "update", "fact": 9, "text": "ignored: no fact 9"}),
+        changes({"action": "delete", "fact": 1, "text": "The user owns a Kindle Paperwhite."}, {"action": "update", "fact": 9, "text": "ignored: no fact 9"}),
     ])
     await facts.learn("C001", "I only read German, and I have a Kindle Paperwhite.", model, tenant="acme")
     assert sorted(f.text for f in await facts.list("C001", tenant="acme")) == [
