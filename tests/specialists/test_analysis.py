@@ -148,6 +148,10 @@ async def test_csv_stats_reads_csv_files_only_and_never_their_secrets(stores, tm
         result = await tools["csv_stats"].run(json.dumps({"path": name}))
         assert result.is_error and "CSV files only" in result.content
         assert "sk-very-secret" not in result.content and "$6$" not in result.content
+    # Renamed to .csv, the secrets are still no CSV table: one column, refused by content.
+    (tmp_path / "env.csv").write_text("LLMOS_API_KEY=sk-very-secret\nOTHER=x\n")
+    result = await tools["csv_stats"].run(json.dumps({"path": "env.csv"}))
+    assert result.is_error and "not a CSV table" in result.content and "sk-very-secret" not in result.content
 
 
 def test_csv_stats_refuses_files_over_its_size_cap(tmp_path):

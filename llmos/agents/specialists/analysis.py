@@ -320,6 +320,9 @@ def csv_statistics(path: Path, *, max_bytes: int = CSV_MAX_BYTES) -> CsvStats:
     if len(rows) < 2:
         raise InvalidDataError(f"{path.name} has no data rows: a CSV needs a header line and at least one row.")
     header, data = rows[0], rows[1:]
+    if len(header) < 2:
+        # One column cannot be told from a list of secrets or lines of text (`KEY=value` in a renamed .env).
+        raise InvalidDataError(f"{path.name} is not a CSV table: csv_stats needs at least two columns, found one.")
     if len(set(header)) != len(header) or any(not h.strip() for h in header):
         raise InvalidDataError(f"{path.name}: the header must name every column once, got {header}.")
     for n, row in enumerate(data, 2):
