@@ -43,6 +43,7 @@ bench: models vllm postgres
 	$(PY) -m bench.parallel_plan
 	$(PY) -m bench.knowledge
 	$(PY) -m bench.memory
+	$(PY) -m bench.fuzz
 	$(PY) -m bench.demo
 
 clean:
