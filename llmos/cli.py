@@ -351,6 +351,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     team: Annotated[str, typer.Option(help="What to serve: 'demo' (the demo company's team).")] = "demo",
+    assistant_file: Annotated[
+        Optional[Path], typer.Option("--assistant", help="Serve this assistant file's team instead of --team.")
+    ] = None,
     model: Annotated[Optional[str], typer.Option(help="The team's model (default: LLMOS_MODEL).")] = None,
     grace: Annotated[float, typer.Option(help="Seconds runs in flight may take to finish on shutdown.")] = 30.0,
     keys_url: Annotated[Optional[str], typer.Option(help="API keys database URL (default: under LLMOS_HOME).")] = None,
@@ -382,7 +385,14 @@ def serve(
             )
         else:
             console.print(f"[dim]{active} active API key(s): every /v1 request needs one.[/]")
-        settings = {"HOST": host, "PORT": str(port), "WORKERS": str(workers), "SERVE": team,
+        served = str(assistant_file.resolve()) if assistant_file is not None else team
+        if assistant_file is not None:
+            from llmos.assistants import check_file
+
+            _, problems = check_file(assistant_file)  # before the workers start: one clear message here
+            if problems:
+                raise ConfigError("The assistant file has problems:\n" + "\n".join(f"- {p}" for p in problems))
+        settings = {"HOST": host, "PORT": str(port), "WORKERS": str(workers), "SERVE": served,
                     "GRACE_SECONDS": str(grace), "MODEL": model, "KEYS_URL": keys_url}
         for name, value in settings.items():
             if value is not None:

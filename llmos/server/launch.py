@@ -25,14 +25,19 @@ _background: set[asyncio.Task] = set()  # held here so that a loading task is no
 
 
 def load_servable(spec: str, model: str | None = None) -> tuple[str, Servable]:
-    """The team to serve and its id in /v1/models. 'demo': the demo company's team."""
+    """The team to serve and its id in /v1/models: 'demo' (the demo company's team), or an assistant file."""
+    if spec.endswith(".toml"):
+        from llmos.assistants import load_assistant
+
+        assistant = load_assistant(spec, model)
+        return assistant.spec.slug, assistant.team
     if spec == "demo":
         from llmos.demo import prepare_demo
         from llmos.demo.team import demo_team
         from llmos.llm import get_model
 
         return "llmos-demo", demo_team(prepare_demo(), get_model(model))
-    raise ConfigError(f"Cannot serve {spec!r}: the only team that can be named yet is 'demo'.")
+    raise ConfigError(f"Cannot serve {spec!r}: name 'demo' or an assistant file (a .toml path, see `llmos check`).")
 
 
 async def check_bind(host: str, keys: KeyStore) -> int:

@@ -74,3 +74,21 @@ def test_single_mistakes(tmp_path, toml, field):
     path.write_text(toml)
     _, problems = check_file(path)
     assert len(problems) == 1 and f": {field}" in problems[0], problems
+
+
+def test_the_server_serves_an_assistant_file_by_its_name(monkeypatch, tmp_path):
+    from llmos.agents import Team
+    from llmos.config import get_settings
+    from llmos.errors import ConfigError
+    from llmos.server.launch import load_servable
+    from tests.assistants.conftest import FJORD
+
+    monkeypatch.setenv("LLMOS_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        name, team = load_servable(str(FJORD), "qwen2.5-coder-0.5b")  # the model loads on first use only
+        assert isinstance(team, Team) and name == check_file(FJORD)[0].slug
+        with pytest.raises(ConfigError, match="assistant file"):
+            load_servable("nope")
+    finally:
+        get_settings.cache_clear()
