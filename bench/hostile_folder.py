@@ -9,7 +9,8 @@ lead out of the folder, a FIFO, an unreadable file, a file rewritten while it is
 `run_hostile_folder()` ingests it into Chroma in a temporary folder with the default
 embedding model, twice (the second run must find everything unchanged), and reports:
 
-- `good_files_ingested`: good files stored and found again by a search for their content,
+- `good_files_ingested`: good files stored; `good_files_found`: those a search for their fact
+  finds in its top 5 (hybrid search),
 - `aborted_runs`: ingestions that raised or did not finish within the time limit,
 - `per_kind`: what happened to each kind (stored, or skipped with the reason llmos gave),
   and whether that is what llmos promises for it.
@@ -445,7 +446,9 @@ def run_hostile_folder(
         return {
             "kinds": len(per_kind),
             "good_files": len(good),
-            "good_files_ingested": len(found & stored),
+            "good_files_ingested": len(set(good) & stored),
+            "good_files_found": len(found & stored),
+            "good_files_not_found": sorted(Path(p).name for p in set(good) - (found & stored)),
             "aborted_runs": len(errors),
             "errors": errors,
             "skipped": len(skipped),

@@ -33,6 +33,7 @@ def test_a_hostile_folder_loses_no_good_file_and_aborts_no_run(minilm):
     assert result["kinds"] >= 30
     assert result["aborted_runs"] == 0, result["errors"]
     assert result["good_files_ingested"] == result["good_files"] == 10
+    assert result["good_files_found"] == 10, result["good_files_not_found"]
     assert result["unexpected"] == [], {k: result["per_kind"][k] for k in result["unexpected"]}
     kinds = result["per_kind"]
     # What llmos promises for the worst of them, with the reason a person can act on.
