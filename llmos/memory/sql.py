@@ -106,6 +106,9 @@ class SQLSessionStore(SessionStore):
         async with self._migrating:
             if self._migrated:
                 return
+            # Read the migration scripts before taking the lock: other stores wait on it, and on
+            # a busy machine the first read (alembic, mako) takes seconds of their lock timeout.
+            await asyncio.to_thread(migrate.head)
             async with translated_errors(self.url), self.engine.begin() as connection:
                 if self.postgres:
                     await connection.execute(
