@@ -10,6 +10,7 @@ except begin_turn and finish_turn, which take and release the session's lock aro
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from llmos.config import get_settings
 from llmos.errors import (
     ConfigError,
+    DatabaseUnavailableError,
     SessionExistsError,
     TurnStateError,
     UnknownSessionError,
@@ -55,6 +57,7 @@ from llmos.memory.schema import users as users_t
 from llmos.memory.store import ActiveTurn, SessionStore
 
 _MESSAGE = TypeAdapter(Message)
+_MIGRATION_WAIT_S = 120.0  # how long opening a fresh SQLite database waits for other stores migrating it
 _MIGRATION_LOCK = 0  # advisory key (in llmos's namespace) held while a PostgreSQL schema migrates
 _NAME_MAX = 200
 
@@ -109,13 +112,24 @@ class SQLSessionStore(SessionStore):
             # Read the migration scripts before taking the lock: other stores wait on it, and on
             # a busy machine the first read (alembic, mako) takes seconds of their lock timeout.
             await asyncio.to_thread(migrate.head)
-            async with translated_errors(self.url), self.engine.begin() as connection:
-                if self.postgres:
-                    await connection.execute(
-                        sa.text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": 0x6C6C6D6F, "key": _MIGRATION_LOCK}
-                    )
-                # On SQLite the transaction began IMMEDIATE: it already holds the file's write lock.
-                await connection.run_sync(migrate.upgrade, self.database)
+            deadline = time.monotonic() + _MIGRATION_WAIT_S
+            while True:
+                try:
+                    async with translated_errors(self.url), self.engine.begin() as connection:
+                        if self.postgres:
+                            await connection.execute(
+                                sa.text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+                                {"ns": 0x6C6C6D6F, "key": _MIGRATION_LOCK},
+                            )
+                        # On SQLite the transaction began IMMEDIATE: it already holds the file's write lock.
+                        await connection.run_sync(migrate.upgrade, self.database)
+                    break
+                except DatabaseUnavailableError as exc:
+                    # Several processes opening one fresh SQLite file queue for its write lock;
+                    # on a busy machine that queue can outlast one statement's timeout.
+                    if self.postgres or "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
             self._migrated = True
 
     @asynccontextmanager
