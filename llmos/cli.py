@@ -20,6 +20,7 @@ console = Console(highlight=False, soft_wrap=True)
 # Default wall-time budgets: a run always ends, even against a server that trickles or hangs.
 ASK_SECONDS = 600.0
 TEAM_SECONDS = 1800.0  # a team goal on the in-process model of a 2-core machine takes several minutes
+SERVABLE_TEAMS = {"demo": "llmos.demo.team:served"}  # short names for `llmos serve --team`
 DEMO_CUSTOMER = "C001"  # the demo's signed-in customer: Maya Lindqvist, who owns order O1090
 
 
@@ -350,7 +351,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs API keys.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    team: Annotated[str, typer.Option(help="What to serve: 'demo' (the demo company's team).")] = "demo",
+    team: Annotated[
+        str, typer.Option(help="What to serve: 'demo' (the demo company's team), or a factory as module:function.")
+    ] = "demo",
     assistant_file: Annotated[
         Optional[Path], typer.Option("--assistant", help="Serve this assistant file's team instead of --team.")
     ] = None,
@@ -385,7 +388,7 @@ def serve(
             )
         else:
             console.print(f"[dim]{active} active API key(s): every /v1 request needs one.[/]")
-        served = str(assistant_file.resolve()) if assistant_file is not None else team
+        served = str(assistant_file.resolve()) if assistant_file is not None else SERVABLE_TEAMS.get(team, team)
         if assistant_file is not None:
             from llmos.assistants import check_file
 

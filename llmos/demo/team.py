@@ -48,3 +48,11 @@ def demo_team(
     team = load_assistant(DEMO_FILE, model, embedder=stores.embedder).team
     team.route, team.subtask_timeout = route, subtask_timeout
     return team
+
+
+def served(model: str | None = None) -> tuple[str, Team]:
+    """What `llmos serve --team demo` serves: the demo team under the model id 'llmos-demo'."""
+    from llmos.demo import prepare_demo
+    from llmos.llm import get_model
+
+    return "llmos-demo", demo_team(prepare_demo(), get_model(model))

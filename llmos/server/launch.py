@@ -10,6 +10,7 @@ lets requests in flight (streamed runs included) finish for `grace_seconds`, the
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 
 from fastapi import FastAPI
@@ -25,19 +26,24 @@ _background: set[asyncio.Task] = set()  # held here so that a loading task is no
 
 
 def load_servable(spec: str, model: str | None = None) -> tuple[str, Servable]:
-    """The team to serve and its id in /v1/models: 'demo' (the demo company's team), or an assistant file."""
+    """The team to serve and its id in /v1/models, from an assistant file (`path.toml`) or a factory
+    given by import path (`package.module:function`, called with the model name; it returns (id, team))."""
     if spec.endswith(".toml"):
         from llmos.assistants import load_assistant
 
         assistant = load_assistant(spec, model)
         return assistant.spec.slug, assistant.team
-    if spec == "demo":
-        from llmos.demo import prepare_demo
-        from llmos.demo.team import demo_team
-        from llmos.llm import get_model
-
-        return "llmos-demo", demo_team(prepare_demo(), get_model(model))
-    raise ConfigError(f"Cannot serve {spec!r}: name 'demo' or an assistant file (a .toml path, see `llmos check`).")
+    module, _, name = spec.partition(":")
+    if not (module and name):
+        raise ConfigError(
+            f"Cannot serve {spec!r}: give an assistant file (a .toml path, see `llmos check`) "
+            "or a factory as package.module:function."
+        )
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"Cannot serve {spec!r}: {exc}. Check the import path.") from None
+    return factory(model)
 
 
 async def check_bind(host: str, keys: KeyStore) -> int:

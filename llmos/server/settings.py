@@ -14,7 +14,9 @@ class ServerSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to listen on. Anything but loopback needs API keys.")
     port: int = Field(8080, ge=0, le=65535)
     workers: int = Field(1, ge=1, description="Worker processes (uvicorn).")
-    serve: str = Field("demo", description="What to serve: 'demo' (the demo company's team).")
+    serve: str = Field(
+        "", description="What to serve: an assistant file, or a team factory as module:function (`llmos serve` sets it)."
+    )
     model: str | None = Field(None, description="The model behind the served team (default: LLMOS_MODEL).")
     keys_url: str | None = Field(
         None, description="SQLAlchemy URL of the API keys database (default: SQLite at LLMOS_HOME/server/keys.db)."

@@ -90,5 +90,7 @@ def test_the_server_serves_an_assistant_file_by_its_name(monkeypatch, tmp_path):
         assert isinstance(team, Team) and name == check_file(FJORD)[0].slug
         with pytest.raises(ConfigError, match="assistant file"):
             load_servable("nope")
+        with pytest.raises(ConfigError, match="import path"):
+            load_servable("no_such_module:team")
     finally:
         get_settings.cache_clear()
