@@ -138,11 +138,10 @@ def chat(
         _team_session(assistant_file, model, user, max_seconds, None, session=session)
         return
     user = user or DEMO_CUSTOMER
-    from llmos.agents import ErrorEvent, FinalEvent
     from llmos.demo import prepare_demo
     from llmos.demo.team import demo_team
     from llmos.llm import get_model
-    from llmos.render import EventRenderer, TerminalApprover
+    from llmos.render import TerminalApprover
     from llmos.tools import RunContext
 
     async def main() -> None:
@@ -154,51 +153,23 @@ def chat(
         console.print(f"[dim]Signed in as {user}. Each turn: {team.budget.max_steps} model calls, {max_seconds:g} s.[/]")
         if session:
             team.memory = await _open_session(session, tenant, user, chat_model)
-        while True:
-            try:
-                text = await asyncio.to_thread(console.input, "[bold]you>[/] ")
-            except EOFError:
-                break
-            if not text.strip():
-                break
-            render = EventRenderer(console)
-            if session:  # the history comes from the session's store
-                events = team.stream(text, session=session, context=context)
-            else:
-                events = team.stream(text, history=history, context=context)
-            async for event in events:
-                render(event)
-                if isinstance(event, FinalEvent):
-                    history = event.result.messages
-                elif isinstance(event, ErrorEvent) and event.subtask is None:
-                    console.print("[dim]That turn failed; the conversation so far is kept.[/]")
-        if team.memory is not None:
-            await team.memory.close()
+        await _converse(team, context, question=None, session=session)
         await chat_model.aclose()
 
     _run(main())
 
 
-def _team_session(
-    path: Path, model: str | None, user: str | None, max_seconds: float, question: str | None, *, session: str | None = None
-) -> None:
-    """One question (`question`) or a chat (None) with the team of an assistant file, in a stored session if named."""
-    from llmos.agents import ErrorEvent, FinalEvent
-    from llmos.assistants import load_assistant
-    from llmos.render import EventRenderer, TerminalApprover
+async def _converse(team, context, *, question: str | None, session: str | None) -> bool:
+    """One question, or turns read from the terminal until an empty line; False when a turn failed.
 
-    async def main() -> bool:
-        console.print(f"[dim]Loading {path} (knowledge folders are synced on each load)...[/]")
-        assistant = await asyncio.to_thread(load_assistant, path, model)
-        team, history, ok = assistant.team, [], True
-        team.budget = team.budget.model_copy(update={"max_seconds": max_seconds})
-        context = assistant.context(user=user, approver=TerminalApprover(console))
-        console.print(f"[dim]{assistant.spec.name}. Signed in as {user or 'nobody'}. "
-                      f"Budget: {team.budget.max_steps} model calls, {max_seconds:g} s.[/]")
-        if session:
-            if not user:
-                raise ConfigError("--session keeps a user's conversation: name the user with --user.")
-            team.memory = await _open_session(session, context.tenant or "default", user, assistant.model)
+    With a session the history comes from the team's memory (and the memory is closed at the end);
+    without one it is kept here, between turns.
+    """
+    from llmos.agents import ErrorEvent, FinalEvent
+    from llmos.render import EventRenderer
+
+    history, ok = [], True
+    try:
         while True:
             text = question
             if text is None:
@@ -209,7 +180,7 @@ def _team_session(
                 if not text.strip():
                     break
             render = EventRenderer(console)
-            if session:  # the history comes from the session's store
+            if session:
                 events = team.stream(text, session=session, context=context)
             else:
                 events = team.stream(text, history=history, context=context)
@@ -223,8 +194,32 @@ def _team_session(
                         console.print("[dim]That turn failed; the conversation so far is kept.[/]")
             if question is not None:
                 break
+    finally:
         if team.memory is not None:
             await team.memory.close()
+    return ok
+
+
+def _team_session(
+    path: Path, model: str | None, user: str | None, max_seconds: float, question: str | None, *, session: str | None = None
+) -> None:
+    """One question (`question`) or a chat (None) with the team of an assistant file, in a stored session if named."""
+    from llmos.assistants import load_assistant
+    from llmos.render import TerminalApprover
+
+    async def main() -> bool:
+        console.print(f"[dim]Loading {path} (knowledge folders are synced on each load)...[/]")
+        assistant = await asyncio.to_thread(load_assistant, path, model)
+        team = assistant.team
+        team.budget = team.budget.model_copy(update={"max_seconds": max_seconds})
+        context = assistant.context(user=user, approver=TerminalApprover(console))
+        console.print(f"[dim]{assistant.spec.name}. Signed in as {user or 'nobody'}. "
+                      f"Budget: {team.budget.max_steps} model calls, {max_seconds:g} s.[/]")
+        if session:
+            if not user:
+                raise ConfigError("--session keeps a user's conversation: name the user with --user.")
+            team.memory = await _open_session(session, context.tenant or "default", user, assistant.model)
+        ok = await _converse(team, context, question=question, session=session)
         await assistant.model.aclose()
         return ok
 
