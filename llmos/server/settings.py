@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -30,6 +32,14 @@ class ServerSettings(BaseSettings):
     grace_seconds: float = Field(30.0, ge=0, description="On shutdown, how long runs in flight may take to finish.")
     run_seconds: float = Field(600.0, gt=0, description="Wall-time budget of one chat completion.")
     open_tenant: str = Field("local", description="The tenant of requests when no API key exists (loopback only).")
+    knowledge_path: Path | None = Field(
+        None, description="Where tenants' uploaded documents and their index live (default: LLMOS_HOME/server/knowledge)."
+    )
+    upload_max_bytes: int = Field(10_000_000, ge=1, description="Largest file accepted by a knowledge upload (413 above).")
+    upload_types: list[str] = Field(
+        default_factory=lambda: [".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".json", ".jsonl"],
+        description="File extensions a knowledge upload accepts (415 for others).",
+    )
 
 
 def is_loopback(host: str) -> bool:
