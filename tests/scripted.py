@@ -17,9 +17,12 @@ class ScriptedModel(ChatModel):
 
     name = "scripted"
 
-    def __init__(self, script: list[Step], *, delay: float = 0.0, usage: Usage | None = None) -> None:
+    def __init__(
+        self, script: list[Step], *, delay: float = 0.0, piece_delay: float = 0.0, usage: Usage | None = None
+    ) -> None:
         self.script = list(script)
         self.delay = delay
+        self.piece_delay = piece_delay  # between streamed words: lets a client see an answer arrive piece by piece
         self.usage = usage or Usage(prompt_tokens=10, completion_tokens=5)
         self.requests: list[ChatRequest] = []
 
@@ -43,4 +46,6 @@ class ScriptedModel(ChatModel):
             if not request.forced_tool and request.output_schema is None:
                 for piece in re.findall(r"\s*\S+", step):
                     yield TextDelta(text=piece)
+                    if self.piece_delay:
+                        await asyncio.sleep(self.piece_delay)
         yield ChatResponse(model=self.name, message=message, usage=self.usage)

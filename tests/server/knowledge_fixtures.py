@@ -53,9 +53,9 @@ def search_then_cite(query: str, answer: str):
     return [json.dumps({"route": "support"}), ToolCall.make("search_policies", {"query": query}), answer]
 
 
-def knowledge_team(library: KnowledgeLibrary, script: list) -> tuple[Team, ScriptedModel]:
+def knowledge_team(library: KnowledgeLibrary, script: list, piece_delay: float = 0.0) -> tuple[Team, ScriptedModel]:
     """A team whose support specialist answers from the caller's tenant's uploaded documents."""
-    model = ScriptedModel(script)
+    model = ScriptedModel(script, piece_delay=piece_delay)
     support = Agent(
         "support", description="Policies and FAQ, with citations.", tools=[library.as_tool()], model=model
     )

@@ -293,7 +293,7 @@ async function showDocuments() {
     const { data } = await (await api("/v1/knowledge/documents")).json();
     $("documents").replaceChildren(...data.map((doc) =>
       element("li", { "data-id": doc.id },
-        element("span", {}, doc.name, " ", element("span", { class: "state" }, doc.state === "indexed" ? `${doc.chunks} passages` : doc.state)),
+        element("span", {}, doc.name, " ", element("span", { class: "state" }, doc.state === "indexed" ? `${doc.chunks} passage${doc.chunks === 1 ? "" : "s"}` : doc.state)),
         element("button", { type: "button", "aria-label": "Delete " + doc.name, onclick: () => removeDocument(doc) }, "×"))));
   } catch (err) {
     $("upload-status").textContent = err.message;
@@ -309,7 +309,7 @@ async function upload(event) {
   $("upload-status").textContent = "Uploading and indexing…";
   try {
     const result = await (await api("/v1/knowledge/documents", { method: "POST", body: form }, "operator")).json();
-    const lines = result.documents.map((d) => `Added ${d.name} (${d.chunks} passages)`);
+    const lines = result.documents.map((d) => `Added ${d.name} (${d.chunks} passage${d.chunks === 1 ? "" : "s"})`);
     lines.push(...result.failed.map((f) => `Not added: ${f.reason}`));
     $("upload-status").textContent = lines.join("\n");
     $("upload-files").value = "";
