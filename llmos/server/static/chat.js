@@ -1,13 +1,11 @@
 // The llmos web chat: plain JavaScript, no build step, no dependencies.
 //
-// Everything the page shows comes as llmos events, one shape whatever the transport:
+// Everything the page shows of a turn comes as llmos events (the sessions API's SSE data):
 //   {type: "text_delta", text}            a piece of the answer
 //   {type: "final", text}                 the whole answer (its "Sources:" list at the end)
-//   {type: "error", message}
-//   {type: "mode", mode}                  "manual": a person has taken over; "auto": the assistant answers
-//   {type: "plan" | "tool_call" | "tool_result" | ...}   llmos's run events, shown collapsed
-// streamAnswer() reads them from the OpenAI-compatible stream; the native sessions API streams them
-// as they are, so switching is a new streamAnswer (and Sessions calling /v1/sessions).
+//   {type: "error", message} / {type: "cancelled"}
+//   {type: "handoff" | "queued", mode: "human", message}   a person has taken over: the banner shows
+//   {type: "plan" | "tool_call" | "tool_result" | "subtask_started" | ...}   shown collapsed under the answer
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -56,52 +54,110 @@ async function* sseData(response) {
   }
 }
 
-// One turn through POST /v1/chat/completions (streamed): the whole conversation goes up, events come back.
-async function streamAnswer(session, onEvent) {
-  const messages = session.messages
-    .filter((m) => m.role === "user" || m.role === "assistant")
-    .map((m) => ({ role: m.role, content: m.content }));
-  const response = await api("/v1/chat/completions", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ model: $("model").value, messages, stream: true }),
-  });
-  const mode = response.headers.get("X-LLMOS-Session-Mode");
-  if (mode) onEvent({ type: "mode", mode });
-  let text = "";
-  for await (const data of sseData(response)) {
-    if (data === "[DONE]") break;
-    const chunk = JSON.parse(data);
-    if (chunk.error) return onEvent({ type: "error", message: chunk.error.message });
-    if (chunk.session_mode) onEvent({ type: "mode", mode: chunk.session_mode });
-    for (const event of chunk.llmos_events || []) onEvent(event);
-    const choice = (chunk.choices || [])[0];
-    if (!choice) continue;
-    if (choice.delta && choice.delta.content) {
-      text += choice.delta.content;
-      onEvent({ type: "text_delta", text: choice.delta.content });
-    }
-    if (choice.finish_reason) onEvent({ type: "final", text });
-  }
-}
+// Two ways to keep conversations, one interface (list, get, create, remove, save, stream):
+// - ServerSessions: the server's sessions API (/v1/sessions); a turn sends only the new message and
+//   reads llmos's events as they are.
+// - LocalSessions: conversations kept in this browser; a turn sends the whole conversation to the
+//   OpenAI-compatible endpoint, whose chunks become text_delta and final events.
+// The page uses the server's when it has them (GET /v1/sessions is a route there).
 
-// Conversations, kept in this browser until the server's session list is used (same async shape).
-const Sessions = {
-  async list() {
+const LocalSessions = {
+  kind: "local",
+  all() {
     return JSON.parse(localStorage.getItem("llmos.sessions") || "[]");
   },
+  async list() {
+    return this.all();
+  },
+  async get(id) {
+    return this.all().find((s) => s.id === id);
+  },
   async save(session) {
-    const others = (await this.list()).filter((s) => s.id !== session.id);
+    const others = this.all().filter((s) => s.id !== session.id);
     localStorage.setItem("llmos.sessions", JSON.stringify([session, ...others].slice(0, 50)));
   },
   async remove(id) {
-    localStorage.setItem("llmos.sessions", JSON.stringify((await this.list()).filter((s) => s.id !== id)));
+    localStorage.setItem("llmos.sessions", JSON.stringify(this.all().filter((s) => s.id !== id)));
   },
   create() {
     const id = Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
-    return { id, title: "New conversation", messages: [], mode: "auto" };
+    return { id, title: "New conversation", messages: [], mode: "assistant" };
+  },
+  // session.messages already ends with the new user message.
+  async stream(session, text, onEvent) {
+    const messages = session.messages
+      .filter((m) => m.role === "user" || m.role === "assistant")
+      .map((m) => ({ role: m.role, content: m.content }));
+    const response = await api("/v1/chat/completions", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ model: $("model").value, messages, stream: true }),
+    });
+    let answer = "";
+    for await (const data of sseData(response)) {
+      if (data === "[DONE]") break;
+      const chunk = JSON.parse(data);
+      if (chunk.error) return onEvent({ type: "error", message: chunk.error.message });
+      const choice = (chunk.choices || [])[0];
+      if (!choice) continue;
+      if (choice.delta && choice.delta.content) {
+        answer += choice.delta.content;
+        onEvent({ type: "text_delta", text: choice.delta.content });
+      }
+      if (choice.finish_reason) onEvent({ type: "final", text: answer });
+    }
   },
 };
+
+const ServerSessions = {
+  kind: "server",
+  async list() {
+    const { data } = await (await api("/v1/sessions")).json();
+    return data.map((s) => ({ id: s.id, title: s.title || "Conversation", mode: s.mode }));
+  },
+  async get(id) {
+    const found = await (await api("/v1/sessions/" + encodeURIComponent(id))).json();
+    return { id, title: found.title || "Conversation", mode: found.mode, messages: fromServer(found.messages) };
+  },
+  async save() {}, // the server keeps every message
+  async remove(id) {
+    await api("/v1/sessions/" + encodeURIComponent(id), { method: "DELETE" });
+  },
+  create() {
+    return { id: null, title: "New conversation", messages: [], mode: "assistant" }; // made on its first message
+  },
+  async stream(session, text, onEvent) {
+    const json = { "Content-Type": "application/json" };
+    if (!session.id) {
+      const body = JSON.stringify({ title: session.title, model: $("model").value });
+      session.id = (await (await api("/v1/sessions", { method: "POST", headers: json, body })).json()).id;
+    }
+    const url = `/v1/sessions/${encodeURIComponent(session.id)}/messages`;
+    const response = await api(url, { method: "POST", headers: json, body: JSON.stringify({ content: text }) });
+    for await (const data of sseData(response)) onEvent(JSON.parse(data));
+  },
+};
+
+// Stored messages as the page shows them: tool calls and results fold into the answer that follows.
+function fromServer(messages) {
+  const shown = [];
+  let steps = [];
+  for (const m of messages) {
+    if (m.role === "tool") steps.push({ type: "tool_result", name: m.name, content: m.content || "" });
+    else if (m.role === "assistant" && m.tool_calls && m.tool_calls.length) {
+      for (const call of m.tool_calls) steps.push({ type: "tool_call", agent: "assistant", call });
+    } else if (m.role === "assistant") {
+      shown.push({ role: m.author ? "operator" : "assistant", content: m.content || "", steps });
+      steps = [];
+    } else if (m.role === "user") shown.push({ role: "user", content: m.content || "" });
+  }
+  return shown;
+}
+
+async function chooseSessions() {
+  const response = await fetch("/v1/sessions", { headers: authHeaders() });
+  return response.status === 404 ? LocalSessions : ServerSessions;
+}
 
 // --- showing an answer ---------------------------------------------------------------------
 
@@ -214,11 +270,13 @@ function describe(event) {
 
 // --- the page ------------------------------------------------------------------------------
 
-let current = Sessions.create();
+let sessions = LocalSessions;
+let current = sessions.create();
 
+// "human": a person answers this conversation; "assistant": the assistant does.
 function showMode(mode) {
   current.mode = mode;
-  $("handoff").hidden = mode !== "manual";
+  $("handoff").hidden = mode !== "human";
 }
 
 function showError(message) {
@@ -240,6 +298,7 @@ async function send(text) {
   const session = current;
   session.messages.push({ role: "user", content: text });
   if (session.messages.length === 1) session.title = text.slice(0, 60);
+  let quiet = false; // the message was queued for a person: no answer comes now
   showMessage(session.messages.at(-1));
   const view = new MessageView("assistant");
   view.node.classList.add("streaming");
@@ -247,12 +306,17 @@ async function send(text) {
   let answer = null;
   $("send").disabled = true;
   try {
-    await streamAnswer(session, (event) => {
+    await sessions.stream(session, text, (event) => {
+      if (event.mode) showMode(event.mode);
       if (event.type === "text_delta") view.append(event.text);
       else if (event.type === "final") answer = event.text;
       else if (event.type === "error") view.fail(event.message);
-      else if (event.type === "mode") showMode(event.mode);
-      else { steps.push(event); view.step(event); }
+      else if (event.type === "cancelled") view.fail("The answer was cancelled.");
+      else if (event.type === "queued") quiet = true;
+      else if (event.type !== "turn" && event.type !== "handoff") {
+        steps.push(event);
+        view.step(event);
+      }
     });
   } catch (err) {
     view.fail(err.message);
@@ -262,8 +326,10 @@ async function send(text) {
   if (answer !== null) {
     view.finish(answer);
     session.messages.push({ role: "assistant", content: answer, steps });
+  } else if (quiet) {
+    view.node.remove();
   }
-  await Sessions.save(session);
+  await sessions.save(session);
   await showSessions();
 }
 
@@ -271,18 +337,24 @@ async function open(session) {
   current = session;
   $("messages").replaceChildren();
   showError("");
-  showMode(session.mode || "auto");
+  showMode(session.mode);
   session.messages.forEach(showMessage);
   await showSessions();
 }
 
 async function showSessions() {
-  const items = (await Sessions.list()).map((s) =>
+  let listed = [];
+  try {
+    listed = await sessions.list();
+  } catch (err) {
+    showError(err.message);
+  }
+  const items = listed.map((s) =>
     element("li", { class: s.id === current.id ? "current" : "" },
-      element("button", { type: "button", class: "open", title: s.title, onclick: () => open(s) }, s.title),
+      element("button", { type: "button", class: "open", title: s.title, onclick: async () => open(await sessions.get(s.id)) }, s.title),
       element("button", { type: "button", "aria-label": "Delete " + s.title, onclick: async () => {
-        await Sessions.remove(s.id);
-        if (s.id === current.id) await open(Sessions.create());
+        await sessions.remove(s.id);
+        if (s.id === current.id) await open(sessions.create());
         else await showSessions();
       } }, "×")));
   $("sessions").replaceChildren(...items);
@@ -347,6 +419,7 @@ function start() {
       saved.set(name, $(id).value.trim());
       showModels();
       showDocuments();
+      showSessions();
     });
   }
   $("composer").addEventListener("submit", (event) => {
@@ -362,11 +435,15 @@ function start() {
       $("composer").requestSubmit();
     }
   });
-  $("new-session").addEventListener("click", () => open(Sessions.create()));
+  $("new-session").addEventListener("click", () => open(sessions.create()));
   $("upload").addEventListener("submit", upload);
   showModels();
   showDocuments();
-  showSessions();
+  chooseSessions().then((chosen) => {
+    sessions = chosen;
+    current = sessions.create();
+    showSessions();
+  });
 }
 
 start();
