@@ -30,7 +30,7 @@ from llmos.server.auth import Authenticator, Identity, require_role
 from llmos.server.errors import APIError, api_error_handler, http_error_handler
 from llmos.server.health import model_ready
 from llmos.server.keys import KeyStore
-from llmos.server.knowledge_api import default_library, knowledge_router
+from llmos.server.knowledge_api import knowledge_router
 from llmos.server.observability import Metrics, RequestContext
 from llmos.server.ratelimit import RateLimiter
 from llmos.server.settings import ServerSettings
@@ -62,17 +62,17 @@ def create_app(
     served: Servable | Mapping[str, Servable],
     *,
     keys: KeyStore | None = None,
+    knowledge: KnowledgeLibrary | None = None,
     ready: ReadyCheck | None = None,
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
-    knowledge: KnowledgeLibrary | None = None,
 ) -> FastAPI:
     """The app serving `served` (one, listed under its name, or a mapping of id to servable).
 
     keys: the API key store (default: KeyStore(settings.keys_url)).
-    ready: the readiness check of /readyz (default: the served models answer).
-    on_shutdown: coroutines run when the server stops, after the runs in flight (e.g. closing models).
     knowledge: the tenants' uploaded documents (default: opened on first use at settings.knowledge_path);
         give the served team `knowledge.as_tool()` so that its answers come from them.
+    ready: the readiness check of /readyz (default: the served models answer).
+    on_shutdown: coroutines run when the server stops, after the runs in flight (e.g. closing models).
     """
     catalog: dict[str, Servable] = dict(served) if isinstance(served, Mapping) else {served.name: served}
     keys = keys or KeyStore(settings.keys_url)
@@ -102,7 +102,7 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-LLMOS-User", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
@@ -164,14 +164,7 @@ def create_app(
         final = await run.finish()
         return JSONResponse(oa.completion(oa.completion_id(), body.model, final.result.text, final.result.usage))
 
-    libraries = [knowledge]
-
-    def library() -> KnowledgeLibrary:
-        if libraries[0] is None:
-            libraries[0] = default_library(settings)
-        return libraries[0]
-
-    app.include_router(knowledge_router(settings, auth, library))
+    app.include_router(knowledge_router(settings, auth, knowledge))
     app.include_router(webchat_router())
     return app
 

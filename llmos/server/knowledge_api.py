@@ -18,7 +18,7 @@ assistant tells every other customer). A server without keys (loopback only) all
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -100,11 +100,17 @@ def default_library(settings: ServerSettings) -> KnowledgeLibrary:
     return KnowledgeLibrary(settings.knowledge_path or Path(get_settings().home).expanduser() / "server" / "knowledge")
 
 
-def knowledge_router(
-    settings: ServerSettings, auth: Authenticator, library: Callable[[], KnowledgeLibrary]
-) -> APIRouter:
-    """The /v1/knowledge routes. `library` gives the KnowledgeLibrary on first use (opening it loads the embedder)."""
+def knowledge_router(settings: ServerSettings, auth: Authenticator, knowledge: KnowledgeLibrary | None) -> APIRouter:
+    """The /v1/knowledge routes over `knowledge`, or over `default_library(settings)`, opened on first use
+    (it loads the embedding model: a server nobody uploads to never does)."""
     router = APIRouter(prefix="/v1/knowledge")
+    opened = [knowledge]
+
+    def library() -> KnowledgeLibrary:
+        if opened[0] is None:
+            opened[0] = default_library(settings)
+        return opened[0]
+
     allowed = {t.lower() if t.startswith(".") else f".{t.lower()}" for t in settings.upload_types}
 
     async def reader(request: Request) -> Identity:

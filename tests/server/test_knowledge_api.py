@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from llmos.server import ServerSettings
 from tests.server.conftest import create_app, echo_agent, make_key, serve
 from tests.server.knowledge_fixtures import (  # noqa: F401 - fixtures
     RETURNS,
