@@ -9,14 +9,19 @@ that cites it. Screenshots are saved under the test's tmp folder.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
+from llmos.agents.events import PlanEvent, TextDeltaEvent, ToolCallEvent, ToolResultEvent
+from llmos.agents.plan import Plan
+from llmos.llm import ToolCall
 from llmos.server.webchat import ASSETS, STATIC
-from tests.server.conftest import create_app, make_key, serve
+from tests.server.conftest import create_app, echo_agent, make_key, serve
 from tests.server.knowledge_fixtures import (  # noqa: F401 - fixtures
     RETURNS,
     WARRANTY,
@@ -53,8 +58,6 @@ def browser():
 
 
 def test_the_page_and_its_files_are_served_without_a_build_step(settings):
-    from tests.server.conftest import echo_agent
-
     agent, _ = echo_agent()
     with serve(create_app(settings, agent)) as running:
         page = httpx.get(running.url + "/")
@@ -109,6 +112,13 @@ def test_chat_streams_cites_and_answers_from_an_uploaded_file(browser, settings,
             seen = page.evaluate("window.seen")
             assert len(seen) >= 5 and all(b.startswith(a) for a, b in zip(seen, seen[1:])), seen
             assert "replaced free of charge [1]" in first.locator(".text").inner_text()
+            # The page keeps conversations on the server when it has a sessions API, else in the browser.
+            has_sessions = httpx.get(running.url + "/v1/sessions", headers={"Authorization": f"Bearer {customer}"}).status_code != 404
+            assert page.evaluate("sessions.kind") == ("server" if has_sessions else "local")
+            if has_sessions:  # then llmos's events come too: the search shows under the answer, collapsed
+                steps = first.locator("details.steps")
+                assert steps.get_attribute("open") is None
+                expect(steps).to_contain_text("search_policies")
             source = first.locator(".sources a.source")
             assert source.inner_text() == "[1] returns.md, Returns > Damaged items"
             source.click()
@@ -148,3 +158,92 @@ def test_chat_streams_cites_and_answers_from_an_uploaded_file(browser, settings,
     assert [s.name for s in sorted(shots.iterdir())] == [
         "1-answer-with-source.png", "2-answer-citing-upload.png", "3-session-reopened.png",
     ]
+
+
+# --- the page and the sessions API's events ------------------------------------------------------------
+# The sessions API (POST /v1/sessions/{id}/messages, streaming llmos events) is served by
+# llmos.server.sessions_api; here the browser's requests to it are answered with those events, built
+# from llmos's own event classes, so that the page's side of that contract is tested on its own: the
+# plan and tool calls shown collapsed, the hand-off banner, a person's reply appearing.
+
+
+def sse(*events: dict) -> str:
+    return "".join(f"id: 1:{i}\ndata: {json.dumps(e)}\n\n" for i, e in enumerate(events))
+
+
+def first_turn_events() -> list[dict]:
+    call = ToolCall.make("escalate_to_human", {"summary": "Broken lamp, wants a person"})
+    plan = Plan.single("support", "My lamp is broken, I want a person.")
+    answer = "I have asked a colleague to take over."
+    return [
+        {"type": "turn", "session": "s1", "turn": 1, "message": {"seq": 1, "content": "hi"}},
+        PlanEvent(plan=plan, route="support").model_dump(mode="json"),
+        ToolCallEvent(agent="support", call=call, subtask="s1").model_dump(mode="json"),
+        ToolResultEvent(agent="support", call_id=call.id, name=call.name, content="escalated", subtask="s1").model_dump(mode="json"),
+        *(TextDeltaEvent(agent="support", text=w, subtask="s1").model_dump(mode="json") for w in answer.split(" ")),
+        {"type": "final", "agent": "shop", "text": answer, "citations": [], "usage": {}},
+        {"type": "handoff", "mode": "human", "reason": "escalated", "summary": "Broken lamp", "message": "A person..."},
+    ]
+
+
+def test_the_page_shows_steps_the_handoff_banner_and_a_persons_reply(browser, settings, tmp_path):
+    from playwright.sync_api import expect
+
+    stored = {"id": "s1", "object": "session", "title": "My lamp", "user": None, "mode": "human", "model": "echo",
+              "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z", "turns": 2, "running_turn": None}
+    person = {"seq": 4, "turn": 2, "role": "assistant", "content": "Hello, I am Ana from the shop. I will send a new lamp.",
+              "author": "ana", "citations": [], "tool_calls": [], "name": None, "created_at": "2026-01-01T00:00:00Z"}
+    said: list[str] = []
+
+    def sessions_api(route):
+        request = route.request
+        path = request.url.split("/v1/sessions", 1)[1]
+        if request.method == "GET" and path == "":
+            return route.fulfill(json={"object": "list", "data": [stored] if said else []})
+        if request.method == "POST" and path == "":
+            return route.fulfill(status=201, json={**stored, "mode": "assistant", "turns": 0})
+        if request.method == "POST" and path == "/s1/messages":
+            said.append(json.loads(request.post_data)["content"])
+            events = first_turn_events() if len(said) == 1 else [{"type": "queued", "mode": "human", "seq": 3, "message": "..."}]
+            return route.fulfill(headers={"Content-Type": "text/event-stream"}, body=sse(*events))
+        if request.method == "GET" and path == "/s1":
+            messages = [
+                {**person, "seq": 1, "turn": 1, "role": "user", "content": said[0], "author": None},
+                {**person, "seq": 2, "turn": 1, "content": "I have asked a colleague to take over.", "author": None},
+                {**person, "seq": 3, "turn": 2, "role": "user", "content": said[1], "author": None},
+                person,
+            ]
+            return route.fulfill(json={**stored, "messages": messages, "unanswered": []})
+        return route.fulfill(status=404, json={"error": {"message": f"unexpected {request.method} {path}"}})
+
+    agent, _ = echo_agent()
+    with serve(create_app(settings, agent)) as running:  # no key exists: the page works without one on loopback
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        try:
+            page.route(re.compile(r".*/v1/sessions(/.*)?$"), sessions_api)
+            page.goto(running.url + "/")
+            page.wait_for_function("sessions.kind === 'server'")
+            assert page.locator("#handoff").is_hidden()
+
+            page.fill("#prompt", "My lamp is broken, I want a person.")
+            page.click("#send")
+            answer = page.locator("#messages > li.assistant").nth(0)
+            expect(answer.locator(".text")).to_have_text("I have asked a colleague to take over.")
+            steps = answer.locator("details.steps")
+            assert steps.get_attribute("open") is None  # collapsed until opened
+            steps.locator("summary").click()
+            expect(steps).to_contain_text("Plan: s1 support: My lamp is broken")
+            expect(steps).to_contain_text('support → escalate_to_human({"summary": "Broken lamp, wants a person"})')
+            expect(steps).to_contain_text("escalate_to_human: escalated")
+            expect(page.locator("#handoff")).to_be_visible()
+            expect(page.locator("#handoff")).to_contain_text("A person has taken over")
+
+            page.fill("#prompt", "Thank you, I will wait.")
+            page.click("#send")
+            expect(page.locator("#messages > li.operator")).to_contain_text("I am Ana from the shop", timeout=15_000)
+            assert page.locator("#messages > li.assistant").count() == 1  # the assistant stayed silent
+            expect(page.locator("#handoff")).to_be_visible()
+            page.screenshot(path=str(tmp_path / "handoff.png"), full_page=True)
+        finally:
+            page.close()
+    print(f"screenshot: {tmp_path / 'handoff.png'}")

@@ -412,6 +412,18 @@ async function showModels() {
   }
 }
 
+// While a person answers, their replies arrive in the stored session: look for them now and then.
+const FOLLOW_MS = 4000;
+async function followPerson() {
+  if (sessions.kind !== "server" || !current.id || current.mode !== "human" || $("send").disabled) return;
+  try {
+    const fresh = await sessions.get(current.id);
+    if (fresh.messages.length !== current.messages.length || fresh.mode !== current.mode) await open(fresh);
+  } catch {
+    // the next look will tell; an error banner for a background check would only distract
+  }
+}
+
 function start() {
   for (const [id, name] of [["api-key", "apiKey"], ["operator-key", "operatorKey"]]) {
     $(id).value = saved.get(name);
@@ -439,6 +451,7 @@ function start() {
   $("upload").addEventListener("submit", upload);
   showModels();
   showDocuments();
+  setInterval(followPerson, FOLLOW_MS);
   chooseSessions().then((chosen) => {
     sessions = chosen;
     current = sessions.create();
