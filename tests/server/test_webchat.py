@@ -44,6 +44,17 @@ new MutationObserver(() => {
 """
 
 
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path, monkeypatch):
+    """Whatever the server keeps by default (sessions, documents) goes to this test's folder."""
+    from llmos.config import get_settings
+
+    monkeypatch.setenv("LLMOS_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def browser():
     if shutil.which(CHROMIUM) is None:
@@ -141,15 +152,15 @@ def test_chat_streams_cites_and_answers_from_an_uploaded_file(browser, settings,
             page.screenshot(path=str(shots / "2-answer-citing-upload.png"), full_page=True)
 
             # 3. The conversation is in the session list; a new one starts empty; the old one comes back.
-            assert page.locator("#sessions li").count() == 1
+            expect(page.locator("#sessions li")).to_have_count(1)
             page.click("#new-session")
-            assert page.locator("#messages > li").count() == 0
+            expect(page.locator("#messages > li")).to_have_count(0)
             page.click("#sessions li button.open")
-            assert page.locator("#messages > li").count() == 4
-            assert page.locator("#messages .sources a.source").all_inner_texts() == [
+            expect(page.locator("#messages > li")).to_have_count(4)
+            expect(page.locator("#messages .sources a.source")).to_have_text([
                 "[1] returns.md, Returns > Damaged items",
                 "[1] warranty.md, Warranty > Batteries",
-            ]
+            ])
             page.screenshot(path=str(shots / "3-session-reopened.png"), full_page=True)
         finally:
             page.close()
