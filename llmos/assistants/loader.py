@@ -97,7 +97,12 @@ class _Builder:
     def knowledge(self, name: str):
         if name not in self._kbs:
             source = self.spec.knowledge[name]
-            if source.python is not None:
+            if source.uploads:
+                # The server's library of tenants' uploads: its search tool reads the tenant from the run.
+                from llmos.server.knowledge_api import served_library
+
+                self._kbs[name] = served_library(embedder=self.embedder_())
+            elif source.python is not None:
                 self._kbs[name] = resolve(source.python, self.base)()
             else:
                 from llmos.knowledge import KnowledgeBase

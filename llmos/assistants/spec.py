@@ -43,10 +43,14 @@ class _Strict(BaseModel):
 
 
 class KnowledgeSource(_Strict):
-    """Documents a specialist answers from: a folder (ingested, kept in sync) or a Python callable returning a KnowledgeBase."""
+    """Documents a specialist answers from: a folder (ingested, kept in sync), a Python callable returning a
+    KnowledgeBase, or the documents each tenant uploads to the server."""
 
     folder: Path | None = Field(None, description="A folder of documents, relative to the assistant file.")
     python: str | None = Field(None, description="'module:function' returning a ready KnowledgeBase.")
+    uploads: bool = Field(
+        False, description="The documents the run's tenant uploaded (`llmos serve`: POST /v1/knowledge/documents)."
+    )
 
 
 class SearchSettings(_Strict):
@@ -166,9 +170,11 @@ def _semantic_problems(data: dict[str, Any], base: Path) -> list[str]:
         if not isinstance(source, dict):
             continue
         where = f"knowledge.{name}"
-        folder, python = source.get("folder"), source.get("python")
-        if (folder is None) == (python is None):
-            problems.append(f"{where}: give exactly one of folder = \"...\" or python = \"module:function\".")
+        folder, python, uploads = source.get("folder"), source.get("python"), source.get("uploads") is True
+        if [folder is not None, python is not None, uploads].count(True) != 1:
+            problems.append(
+                f"{where}: give exactly one of folder = \"...\", python = \"module:function\" or uploads = true."
+            )
         elif isinstance(folder, str) and not (base / folder).is_dir():
             problems.append(f"{where}.folder: no folder {base / folder}; write a folder path relative to the assistant file.")
         elif isinstance(python, str):

@@ -255,6 +255,19 @@ class KnowledgeLibrary:
         )
 
 
+_shared: dict[Path, KnowledgeLibrary] = {}
+_sharing = threading.Lock()
+
+
+def shared_library(path: str | Path, *, embedder: Embedder | None = None) -> KnowledgeLibrary:
+    """The one library of this process at `path` (made on first call, with `embedder` if given)."""
+    key = Path(path).expanduser().resolve()
+    with _sharing:
+        if key not in _shared:
+            _shared[key] = KnowledgeLibrary(key, embedder=embedder)
+        return _shared[key]
+
+
 def tenant_key(tenant: str) -> str:
     """A collection and folder name for any tenant name: readable start, hashed tail (no two tenants share one)."""
     if not tenant:

@@ -28,7 +28,8 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmos.errors import LoaderError
-from llmos.knowledge.library import Document, KnowledgeLibrary, Passage, SearchHit, Status, clean_name
+from llmos.knowledge.embeddings import Embedder
+from llmos.knowledge.library import Document, KnowledgeLibrary, Passage, SearchHit, Status, clean_name, shared_library
 from llmos.knowledge.types import SyncSummary
 from llmos.server.auth import Authenticator, Identity, require_role
 from llmos.server.errors import APIError
@@ -94,21 +95,26 @@ class SyncResult(BaseModel):
         )
 
 
-def default_library(settings: ServerSettings) -> KnowledgeLibrary:
+def served_library(settings: ServerSettings | None = None, *, embedder: Embedder | None = None) -> KnowledgeLibrary:
+    """The tenants' uploads at the server's knowledge location (LLMOS_SERVER_KNOWLEDGE_PATH, default
+    LLMOS_HOME/server/knowledge): one library per process, shared by these routes and the served
+    team's search tool (an assistant file's `uploads = true` source), so the embedder loads once."""
     from llmos.config import get_settings
 
-    return KnowledgeLibrary(settings.knowledge_path or Path(get_settings().home).expanduser() / "server" / "knowledge")
+    settings = settings or ServerSettings()
+    path = settings.knowledge_path or Path(get_settings().home).expanduser() / "server" / "knowledge"
+    return shared_library(path, embedder=embedder)
 
 
 def knowledge_router(settings: ServerSettings, auth: Authenticator, knowledge: KnowledgeLibrary | None) -> APIRouter:
-    """The /v1/knowledge routes over `knowledge`, or over `default_library(settings)`, opened on first use
+    """The /v1/knowledge routes over `knowledge`, or over `served_library(settings)`, opened on first use
     (it loads the embedding model: a server nobody uploads to never does)."""
     router = APIRouter(prefix="/v1/knowledge")
     opened = [knowledge]
 
     def library() -> KnowledgeLibrary:
         if opened[0] is None:
-            opened[0] = default_library(settings)
+            opened[0] = served_library(settings)
         return opened[0]
 
     allowed = {t.lower() if t.startswith(".") else f".{t.lower()}" for t in settings.upload_types}

@@ -214,3 +214,44 @@ def test_the_served_team_answers_each_tenant_from_its_own_documents(settings, ke
 def test_the_search_tool_takes_the_tenant_from_the_run_never_from_the_model(library):
     tool = library.as_tool()
     assert set(tool.spec.parameters["properties"]) == {"query", "k"}
+
+
+SHOP = """
+name = "Lamp shop"
+
+[knowledge.docs]
+uploads = true
+
+[[specialists]]
+name = "support"
+kind = "custom"
+description = "Answers from the company's documents, with citations."
+instructions = "Call search_policies and cite the passages like [1]."
+knowledge = "docs"
+"""
+
+
+def test_an_assistant_file_with_an_uploads_source_answers_from_the_callers_uploads(tmp_path, keys_url, embedder, monkeypatch):
+    """`llmos serve shop.toml`: the file's specialist searches what the key's tenant uploaded over HTTP."""
+    from llmos.assistants import load_assistant
+    from llmos.config import get_settings
+    from llmos.server import ServerSettings
+    from tests.scripted import ScriptedModel
+
+    monkeypatch.setenv("LLMOS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LLMOS_SERVER_KNOWLEDGE_PATH", str(tmp_path / "uploads"))
+    get_settings.cache_clear()
+    (tmp_path / "shop.toml").write_text(SHOP)
+    model = ScriptedModel(search_then_cite("damaged lamp", "It is replaced free of charge [1]."))
+    assistant = load_assistant(tmp_path / "shop.toml", model, home=tmp_path / "home", embedder=embedder)
+    operator, customer = make_key(keys_url, "acme", role="operator"), make_key(keys_url, "acme")
+    settings = ServerSettings(keys_url=keys_url, rate_limit_per_minute=0)
+    with serve(create_app(settings, {"shop": assistant.team})) as running:
+        with client(running, operator) as c:
+            assert upload(c, ("returns.md", RETURNS.encode())).status_code == 201
+        with client(running, customer) as c:
+            r = c.post("/v1/chat/completions", json={"model": "shop", "messages": [{"role": "user", "content": "Broken lamp?"}]})
+    answer = r.json()["choices"][0]["message"]["content"]
+    assert "[1] returns.md, Returns > Damaged items" in answer
+    assert (tmp_path / "uploads" / "files").is_dir()  # the server's knowledge location, as the setting says
+    get_settings.cache_clear()
