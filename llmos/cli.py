@@ -355,8 +355,12 @@ def serve(
     model: Annotated[Optional[str], typer.Option(help="The team's model (default: LLMOS_MODEL).")] = None,
     grace: Annotated[float, typer.Option(help="Seconds runs in flight may take to finish on shutdown.")] = 30.0,
     keys_url: Annotated[Optional[str], typer.Option(help="API keys database URL (default: under LLMOS_HOME).")] = None,
+    knowledge: Annotated[
+        Optional[Path], typer.Option(help="Where tenants' uploaded documents live (default: LLMOS_HOME/server/knowledge).")
+    ] = None,
 ) -> None:
-    """Serve a team over HTTP: an OpenAI-compatible API (/v1/chat/completions), /healthz, /readyz, /metrics."""
+    """Serve a team over HTTP: an OpenAI-compatible API (/v1/chat/completions), each tenant's documents
+    (/v1/knowledge), a web chat (/), /healthz, /readyz, /metrics."""
     import os
 
     from llmos.server.keys import KeyStore
@@ -391,11 +395,12 @@ def serve(
             if problems:
                 raise ConfigError("The assistant file has problems:\n" + "\n".join(f"- {p}" for p in problems))
         settings = {"HOST": host, "PORT": str(port), "WORKERS": str(workers), "SERVE": served,
-                    "GRACE_SECONDS": str(grace), "MODEL": model, "KEYS_URL": keys_url}
+                    "GRACE_SECONDS": str(grace), "MODEL": model, "KEYS_URL": keys_url,
+                    "KNOWLEDGE_PATH": str(knowledge.resolve()) if knowledge is not None else None}
         for name, value in settings.items():
             if value is not None:
                 os.environ[f"LLMOS_SERVER_{name}"] = value
-        console.print(f"Serving '{team}' on http://{host}:{port}/v1 ({workers} worker(s)). Ctrl-C stops.")
+        console.print(f"Serving '{team}' on http://{host}:{port}/v1 ({workers} worker(s)), web chat at http://{host}:{port}/. Ctrl-C stops.")
         uvicorn.run(
             "llmos.server.launch:app_from_env",
             factory=True,

@@ -286,8 +286,8 @@ def clean_name(name: str) -> str:
     """The stored file name: the last path component, without characters a path or a shell would misread."""
     base = Path(name.replace("\\", "/")).name.strip()
     cleaned = _SAFE_NAME.sub("_", base).lstrip(".")
-    if not cleaned or not Path(cleaned).suffix:
-        raise LoaderError(f"{name!r} is not a usable file name: send a name with an extension, like guide.md.")
+    if not cleaned:
+        raise LoaderError(f"{name!r} is not a usable file name: send a name like guide.md.")
     return cleaned[:200]
 
 

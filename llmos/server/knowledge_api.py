@@ -256,8 +256,9 @@ def _check_file(name: str, data: bytes, allowed: set[str], max_bytes: int) -> No
         raise APIError(400, str(exc), code="invalid_file_name", param="files") from None
     suffix = Path(clean).suffix.lower()
     if suffix not in allowed:
+        kind = f"{suffix} files are" if suffix else "a file without an extension is"
         raise APIError(
-            415, f"{clean}: {suffix} files are not accepted. Upload one of: {', '.join(sorted(allowed))}.",
+            415, f"{clean}: {kind} not accepted. Upload one of: {', '.join(sorted(allowed))}.",
             code="unsupported_file_type", param="files",
         )
     if len(data) > max_bytes:

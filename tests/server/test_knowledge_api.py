@@ -110,6 +110,10 @@ def test_limits_types_and_malformed_uploads_are_refused_with_nothing_stored(sett
         r = upload(c, ("returns.md", RETURNS.encode()), ("setup.exe", b"MZ\x90\x00"))
         assert r.status_code == 415 and ".exe files are not accepted" in error(r)["message"]
         assert ".md" in error(r)["message"]  # says what is accepted
+        r = upload(c, ("README", b"plain words"))
+        assert r.status_code == 415 and "without an extension" in error(r)["message"]
+        r = upload(c, ("../", b"plain words"))
+        assert r.status_code == 400 and error(r)["code"] == "invalid_file_name"
 
         r = c.post(KB + "/documents", json={"files": "returns.md"})
         assert r.status_code == 415 and "multipart/form-data" in error(r)["message"]
@@ -142,6 +146,11 @@ def test_a_bad_document_is_reported_and_never_takes_the_others_down(two_tenants)
         reasons = {f["name"]: f["reason"] for f in r.json()["failed"]}
         assert set(reasons) == {"scan.txt", "empty.md"} and "binary data" in reasons["scan.txt"]
         assert "no text" in reasons["empty.md"]
+
+        # A name is only a name: a path in it never leads out of the tenant's folder.
+        r = upload(c, ("../../outside.md", b"# Outside\nNothing to see."))
+        assert r.status_code == 201 and r.json()["documents"][0]["name"] == "outside.md"
+        assert c.delete(f"{KB}/documents/{r.json()['documents'][0]['id']}").status_code == 200
 
         # A single unreadable file: 400, and it is not kept.
         r = upload(c, ("notes.json", b'{"unclosed": '))
