@@ -113,6 +113,7 @@ def test_chat_streams_cites_and_answers_from_an_uploaded_file(browser, settings,
             page.wait_for_selector("#model option[value=shop]", state="attached")
             assert page.evaluate("localStorage.getItem('llmos.apiKey')") == customer
             page.wait_for_selector("#documents li:has-text('returns.md')")
+            expect(page.locator("#upload-status")).to_have_text("")  # the keyless listing's 401 is gone
 
             # 1. A question: the answer streams in, then lists its source; the source opens its passage.
             page.evaluate(WATCH_STREAM)
@@ -175,7 +176,8 @@ def test_chat_streams_cites_and_answers_from_an_uploaded_file(browser, settings,
 # The sessions API (POST /v1/sessions/{id}/messages, streaming llmos events) is served by
 # llmos.server.sessions_api; here the browser's requests to it are answered with those events, built
 # from llmos's own event classes, so that the page's side of that contract is tested on its own: the
-# plan and tool calls shown collapsed, the hand-off banner, a person's reply appearing.
+# plan and tool calls shown collapsed, a tool call the customer allows, the hand-off banner, a
+# person's reply appearing.
 
 
 def sse(*events: dict) -> str:
@@ -191,13 +193,16 @@ def first_turn_events() -> list[dict]:
         PlanEvent(plan=plan, route="support").model_dump(mode="json"),
         ToolCallEvent(agent="support", call=call, subtask="s1").model_dump(mode="json"),
         ToolResultEvent(agent="support", call_id=call.id, name=call.name, content="escalated", subtask="s1").model_dump(mode="json"),
+        {"type": "approval", "status": "requested", "approval_id": "apr_1", "agent": "support",
+         "call": ToolCall.make("create_ticket", {"subject": "Broken lamp"}).model_dump(mode="json"),
+         "description": "Opens a support ticket", "timeout_s": 300},
         *(TextDeltaEvent(agent="support", text=w, subtask="s1").model_dump(mode="json") for w in answer.split(" ")),
         {"type": "final", "agent": "shop", "text": answer, "citations": [], "usage": {}},
         {"type": "handoff", "mode": "human", "reason": "escalated", "summary": "Broken lamp", "message": "A person..."},
     ]
 
 
-def test_the_page_shows_steps_the_handoff_banner_and_a_persons_reply(browser, settings, tmp_path):
+def test_the_page_shows_steps_approvals_the_handoff_banner_and_a_persons_reply(browser, settings, tmp_path):
     from playwright.sync_api import expect
 
     stored = {"id": "s1", "object": "session", "title": "My lamp", "user": None, "mode": "human", "model": "echo",
@@ -205,6 +210,7 @@ def test_the_page_shows_steps_the_handoff_banner_and_a_persons_reply(browser, se
     person = {"seq": 4, "turn": 2, "role": "assistant", "content": "Hello, I am Ana from the shop. I will send a new lamp.",
               "author": "ana", "citations": [], "tool_calls": [], "name": None, "created_at": "2026-01-01T00:00:00Z"}
     said: list[str] = []
+    answers: list[dict] = []
 
     def sessions_api(route):
         request = route.request
@@ -217,6 +223,9 @@ def test_the_page_shows_steps_the_handoff_banner_and_a_persons_reply(browser, se
             said.append(json.loads(request.post_data)["content"])
             events = first_turn_events() if len(said) == 1 else [{"type": "queued", "mode": "human", "seq": 3, "message": "..."}]
             return route.fulfill(headers={"Content-Type": "text/event-stream"}, body=sse(*events))
+        if request.method == "POST" and path == "/s1/approvals/apr_1":
+            answers.append(json.loads(request.post_data))
+            return route.fulfill(json={"approval_id": "apr_1", "status": "approved"})
         if request.method == "GET" and path == "/s1":
             messages = [
                 {**person, "seq": 1, "turn": 1, "role": "user", "content": said[0], "author": None},
@@ -246,6 +255,11 @@ def test_the_page_shows_steps_the_handoff_banner_and_a_persons_reply(browser, se
             expect(steps).to_contain_text("Plan: s1 support: My lamp is broken")
             expect(steps).to_contain_text('support → escalate_to_human({"summary": "Broken lamp, wants a person"})')
             expect(steps).to_contain_text("escalate_to_human: escalated")
+            asked = answer.locator(".approval")
+            expect(asked).to_contain_text('Opens a support ticket: create_ticket({"subject": "Broken lamp"})')
+            asked.get_by_role("button", name="Allow").click()
+            expect(asked.locator(".status")).to_have_text("approved")
+            assert answers == [{"approve": True}]
             expect(page.locator("#handoff")).to_be_visible()
             expect(page.locator("#handoff")).to_contain_text("A person has taken over")
 

@@ -241,6 +241,28 @@ class MessageView {
     this.stepList.append(element("pre", {}, describe(event)));
   }
 
+  // A tool call that waits for the customer's yes or no (sessions API: POST .../approvals/{id}).
+  ask(event, session) {
+    const answer = async (approve) => {
+      for (const button of box.querySelectorAll("button")) button.disabled = true;
+      try {
+        const url = `/v1/sessions/${encodeURIComponent(session.id)}/approvals/${encodeURIComponent(event.approval_id)}`;
+        const body = JSON.stringify({ approve });
+        const done = await (await api(url, { method: "POST", headers: { "Content-Type": "application/json" }, body })).json();
+        status.textContent = done.status;
+      } catch (err) {
+        status.textContent = err.message;
+      }
+    };
+    const status = element("span", { class: "status" });
+    const box = element("div", { class: "approval" },
+      element("div", {}, `${event.description || "The assistant asks to run"}: ${event.call.name}(${event.call.arguments})`),
+      element("button", { type: "button", onclick: () => answer(true) }, "Allow"), " ",
+      element("button", { type: "button", onclick: () => answer(false) }, "Deny"), " ", status);
+    this.node.append(box);
+    this.scroll();
+  }
+
   fail(message) {
     this.node.classList.remove("streaming");
     this.append(element("div", { class: "banner error" }, message));
@@ -261,6 +283,8 @@ function describe(event) {
       return `${event.name}${event.is_error ? " failed" : ""}: ${event.content.slice(0, 400)}`;
     case "subtask_started":
       return `${event.subtask} started (${event.agent})`;
+    case "approval":
+      return `${event.call.name}(${event.call.arguments}): ${event.status}${event.reason ? " (" + event.reason + ")" : ""}`;
     case "subtask_finished":
       return `${event.subtask} ${event.status}`;
     default:
@@ -313,6 +337,7 @@ async function send(text) {
       else if (event.type === "error") view.fail(event.message);
       else if (event.type === "cancelled") view.fail("The answer was cancelled.");
       else if (event.type === "queued") quiet = true;
+      else if (event.type === "approval" && event.status === "requested") view.ask(event, session);
       else if (event.type !== "turn" && event.type !== "handoff") {
         steps.push(event);
         view.step(event);
@@ -367,9 +392,16 @@ async function showDocuments() {
       element("li", { "data-id": doc.id },
         element("span", {}, doc.name, " ", element("span", { class: "state" }, doc.state === "indexed" ? `${doc.chunks} passage${doc.chunks === 1 ? "" : "s"}` : doc.state)),
         element("button", { type: "button", "aria-label": "Delete " + doc.name, onclick: () => removeDocument(doc) }, "×"))));
+    if ($("upload-status").dataset.listing) showUploadStatus(""); // the listing works again: its error is gone
   } catch (err) {
-    $("upload-status").textContent = err.message;
+    showUploadStatus(err.message, true);
   }
+}
+
+function showUploadStatus(text, listing = false) {
+  $("upload-status").textContent = text;
+  if (listing) $("upload-status").dataset.listing = "1";
+  else delete $("upload-status").dataset.listing;
 }
 
 async function upload(event) {
@@ -378,15 +410,15 @@ async function upload(event) {
   if (!files.length) return;
   const form = new FormData();
   for (const file of files) form.append("files", file, file.name);
-  $("upload-status").textContent = "Uploading and indexing…";
+  showUploadStatus("Uploading and indexing…");
   try {
     const result = await (await api("/v1/knowledge/documents", { method: "POST", body: form }, "operator")).json();
     const lines = result.documents.map((d) => `Added ${d.name} (${d.chunks} passage${d.chunks === 1 ? "" : "s"})`);
     lines.push(...result.failed.map((f) => `Not added: ${f.reason}`));
-    $("upload-status").textContent = lines.join("\n");
+    showUploadStatus(lines.join("\n"));
     $("upload-files").value = "";
   } catch (err) {
-    $("upload-status").textContent = err.message;
+    showUploadStatus(err.message);
   }
   await showDocuments();
 }
@@ -394,9 +426,9 @@ async function upload(event) {
 async function removeDocument(doc) {
   try {
     await api("/v1/knowledge/documents/" + encodeURIComponent(doc.id), { method: "DELETE" }, "operator");
-    $("upload-status").textContent = `Deleted ${doc.name}`;
+    showUploadStatus(`Deleted ${doc.name}`);
   } catch (err) {
-    $("upload-status").textContent = err.message;
+    showUploadStatus(err.message);
   }
   await showDocuments();
 }
