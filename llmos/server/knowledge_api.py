@@ -18,7 +18,7 @@ assistant tells every other customer). A server without keys (loopback only) all
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from llmos.errors import LoaderError
+from llmos.errors import KnowledgeError, LoaderError
 from llmos.knowledge.embeddings import Embedder
 from llmos.knowledge.library import Document, KnowledgeLibrary, Passage, SearchHit, Status, clean_name, shared_library
 from llmos.knowledge.types import SyncSummary
@@ -114,7 +114,10 @@ def knowledge_router(settings: ServerSettings, auth: Authenticator, knowledge: K
 
     def library() -> KnowledgeLibrary:
         if opened[0] is None:
-            opened[0] = served_library(settings)
+            try:
+                opened[0] = served_library(settings)
+            except KnowledgeError as exc:  # e.g. no embedding model folder
+                raise APIError(503, f"The knowledge base cannot be opened: {exc}", code="knowledge_unavailable") from None
         return opened[0]
 
     allowed = {t.lower() if t.startswith(".") else f".{t.lower()}" for t in settings.upload_types}
@@ -139,7 +142,7 @@ def knowledge_router(settings: ServerSettings, auth: Authenticator, knowledge: K
         async with lib.lock(identity.tenant):
             for name, data in files:  # one at a time: a file that fails leaves the others stored
                 try:
-                    stored.append(await asyncio.to_thread(lib.add, identity.tenant, name, data))
+                    stored.append(await _work(lib.add, identity.tenant, name, data))
                 except LoaderError as exc:
                     failed.append(Failed(name=name, reason=str(exc)))
         if not stored:
@@ -150,25 +153,25 @@ def knowledge_router(settings: ServerSettings, auth: Authenticator, knowledge: K
     @router.get("/documents", response_model=DocumentList)
     async def list_documents(request: Request) -> DocumentList:
         identity = await reader(request)
-        return DocumentList(data=await asyncio.to_thread(library().documents, identity.tenant))
+        return DocumentList(data=await _work(library().documents, identity.tenant))
 
     @router.get("/documents/{doc_id}", response_model=Document)
     async def get_document(doc_id: str, request: Request) -> Document:
         identity = await reader(request)
-        return await _found(doc_id, asyncio.to_thread(library().document, identity.tenant, doc_id))
+        return await _work(library().document, identity.tenant, doc_id)
 
     @router.delete("/documents/{doc_id}")
     async def delete_document(doc_id: str, request: Request) -> dict[str, Any]:
         identity = await writer(request)
         lib = library()
         async with lib.lock(identity.tenant):
-            await _found(doc_id, asyncio.to_thread(lib.delete, identity.tenant, doc_id))
+            await _work(lib.delete, identity.tenant, doc_id)
         return {"id": doc_id, "object": "document", "deleted": True}
 
     @router.get("/documents/{doc_id}/passages", response_model=Passages)
     async def document_passages(doc_id: str, request: Request) -> Passages:
         identity = await reader(request)
-        doc, passages = await _found(doc_id, asyncio.to_thread(library().passages, identity.tenant, doc_id))
+        doc, passages = await _work(library().passages, identity.tenant, doc_id)
         return Passages(document=doc, passages=passages)
 
     @router.get("/passages", response_model=Passages)
@@ -176,44 +179,50 @@ def knowledge_router(settings: ServerSettings, auth: Authenticator, knowledge: K
         """The passages behind one entry of an answer's sources, e.g. `returns.md, Refunds > Damaged items`."""
         identity = await reader(request)
         lib = library()
-        docs = await asyncio.to_thread(lib.documents, identity.tenant)
-        # The longest matching name wins: "a.md" must not claim a citation of "a.md.txt".
+        docs = await _work(lib.documents, identity.tenant)
+        # A name may itself hold ", " ("terms, 2024.md" next to "terms"): the longest name that fits wins.
         named = [d for d in docs if citation == d.name or citation.startswith(d.name + ", ")]
         if not named:
             raise APIError(404, f"No document of this tenant is cited as {citation!r}.", code="not_found", param="citation")
         doc = max(named, key=lambda d: len(d.name))
-        _, passages = await asyncio.to_thread(lib.passages, identity.tenant, doc.id)
+        _, passages = await _work(lib.passages, identity.tenant, doc.id)
         return Passages(document=doc, passages=[p for p in passages if p.citation == citation] or passages)
 
     @router.get("/status", response_model=Status)
     async def status(request: Request) -> Status:
         identity = await reader(request)
-        return await asyncio.to_thread(library().status, identity.tenant)
+        return await _work(library().status, identity.tenant)
 
     @router.post("/sync", response_model=SyncResult)
     async def sync(request: Request) -> SyncResult:
         identity = await writer(request)
         lib = library()
         async with lib.lock(identity.tenant):
-            return SyncResult.of(await asyncio.to_thread(lib.sync, identity.tenant))
+            return SyncResult.of(await _work(lib.sync, identity.tenant))
 
     @router.post("/search", response_model=SearchResult)
     async def search(request: Request) -> SearchResult:
         identity = await reader(request)
         body = _search_request(await _limited_body(request, settings.max_body_bytes))
-        return SearchResult(data=await asyncio.to_thread(library().search, identity.tenant, body.query, body.k))
+        return SearchResult(data=await _work(library().search, identity.tenant, body.query, body.k))
 
     return router
 
 
-async def _found(doc_id: str, work: Awaitable[T]) -> T:
+async def _work(fn: Callable[..., T], *args: Any) -> T:
+    """Knowledge work (files, embedding, Chroma) off the event loop, its failures as API errors.
+    A LoaderError is one document's problem: the caller reports it."""
     try:
-        return await work
-    except KeyError:
+        return await asyncio.to_thread(fn, *args)
+    except KeyError as exc:
         raise APIError(
-            404, f"No document {doc_id!r} in this tenant's knowledge base. GET /v1/knowledge/documents lists them.",
+            404, f"No document {exc.args[0]!r} in this tenant's knowledge base. GET /v1/knowledge/documents lists them.",
             code="not_found",
         ) from None
+    except LoaderError:
+        raise
+    except KnowledgeError as exc:  # the store cannot be opened or written, the embedding model cannot load
+        raise APIError(503, f"The knowledge base cannot be used now: {exc}", code="knowledge_unavailable") from None
 
 
 async def _files(request: Request, max_file_bytes: int) -> list[tuple[str, bytes]]:

@@ -264,3 +264,14 @@ def test_an_assistant_file_with_an_uploads_source_answers_from_the_callers_uploa
     assert "[1] returns.md, Returns > Damaged items" in answer
     assert (tmp_path / "uploads" / "files").is_dir()  # the server's knowledge location, as the setting says
     get_settings.cache_clear()
+
+
+def test_a_knowledge_base_that_cannot_open_answers_503_and_says_why(settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMOS_KB_EMBEDDING_MODEL", str(tmp_path / "no-such-model"))
+    settings = settings.model_copy(update={"knowledge_path": tmp_path / "uploads"})
+    agent, _ = echo_agent()
+    with serve(create_app(settings, agent)) as running, client(running) as c:
+        r = upload(c, ("returns.md", RETURNS.encode()))
+        assert r.status_code == 503 and error(r)["code"] == "knowledge_unavailable"
+        assert "no-such-model" in error(r)["message"]
+        assert c.get("/healthz").status_code == 200  # the rest of the server goes on
