@@ -200,6 +200,15 @@ async def test_a_turn_that_lost_its_lock_cannot_commit_its_answer(store):
     async with store.engine.begin() as connection:
         if store.postgres:  # the connection that holds the advisory lock dies
             await connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": turn.lock.backend_pid})
+            # The backend gets a signal and exits a moment later: wait until it is gone, as a real loss would be
+            # (pg_stat_clear_snapshot: within one transaction the view would otherwise never change).
+            alive = sa.text("SELECT pg_stat_clear_snapshot(), count(*) FROM pg_stat_activity WHERE pid = :pid")
+            for _ in range(400):
+                if not (await connection.execute(alive, {"pid": turn.lock.backend_pid})).one()[1]:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the terminated PostgreSQL backend did not exit")
         else:  # the lease expired and another process took the session over
             await connection.execute(sa.text("UPDATE session_locks SET owner = 'someone-else'"))
     with pytest.raises(TurnStateError, match="stays unanswered"):
