@@ -159,9 +159,9 @@ async def parse_body(request: Request, model: type[Body], limit: int) -> Body:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise APIError(400, f"Invalid request: {param or 'body'}: {first['msg']}.", param=param) from None
+        problems = [(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()]
+        said = "; ".join(f"{where}: {what}" for where, what in problems[:5])
+        raise APIError(400, f"Invalid request: {said}.", param=problems[0][0]) from None
 
 
 def not_found(session_id: str) -> APIError:
