@@ -112,6 +112,18 @@ class SessionDetail(SessionOut):
         default_factory=list, description="Turns whose message is stored but not answered (failed, cancelled or running)."
     )
     handoff: dict[str, Any] | None = Field(None, description="Operators only: why a person answers.")
+    turns_done: list[TurnOut] = Field(default_factory=list, description="Operators only: what each turn's run did.")
+
+
+class TurnOut(BaseModel):
+    number: int
+    status: str
+    outcome: str = ""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    error: str | None = None
+
+
+SessionDetail.model_rebuild()
 
 
 class SessionList(BaseModel):
@@ -225,6 +237,13 @@ async def session_detail(info: SessionInfo, hub: TurnHub, *, everything: bool) -
         messages=messages,
         unanswered=[t.number for t in turns if t.status != "answered"],
         handoff=info.metadata.get("handoff") if everything else None,
+        turns_done=[
+            TurnOut(
+                number=t.number, status=t.status, outcome=t.record.outcome if t.record else "", error=t.error,
+                tool_calls=[c.model_dump(mode="json") for c in t.record.tool_calls] if t.record else [],
+            )
+            for t in turns
+        ] if everything else [],
     )
 
 
