@@ -305,13 +305,15 @@ class Sessions:
             raise not_found(session_id)
         return info
 
-    async def start(self, info: SessionInfo, text: str, model: str) -> TurnLog:
+    async def start(self, info: SessionInfo, text: str, model: str, *, ask_approvals: bool = True) -> TurnLog:
         """Begin a turn of an assistant-mode session (409 while another runs)."""
         running = self.hub.running(info.tenant, info.id)
         if running is not None and getattr(getattr(self.hub.memory.store, "locks", None), "on_busy", "refuse") == "refuse":
             raise busy(info.id, running.number)
         with store_errors(info.id):
-            return await self.hub.start(self.catalog[model], text, tenant=info.tenant, session=info.id, user=info.user)
+            return await self.hub.start(
+                self.catalog[model], text, tenant=info.tenant, session=info.id, user=info.user, ask_approvals=ask_approvals
+            )
 
     def model_of(self, info: SessionInfo) -> str:
         model = info.metadata.get("model")
@@ -472,7 +474,8 @@ class Sessions:
                     _note_chunks(body.model, HUMAN_NOTE, include_usage), media_type="text/event-stream", headers=headers
                 )
             return JSONResponse(oa.completion(oa.completion_id(), body.model, HUMAN_NOTE, Usage()), headers=headers)
-        turn = await self.start(info, text, body.model)
+        # An OpenAI client cannot answer an approval: such calls are denied at once, as without a session.
+        turn = await self.start(info, text, body.model, ask_approvals=False)
         headers["X-LLMOS-Turn"] = str(turn.number)
         if body.stream:
             return StreamingResponse(

@@ -198,15 +198,24 @@ class TurnHub:
 
     # --- running a turn ---------------------------------------------------------------
 
-    async def start(self, servable: Any, text: str, *, tenant: str, session: str, user: str | None) -> TurnLog:
-        """Commit the message and lock the session (SessionBusyError when busy), then run the turn in a task."""
+    async def start(
+        self, servable: Any, text: str, *, tenant: str, session: str, user: str | None, ask_approvals: bool = True
+    ) -> TurnLog:
+        """Commit the message and lock the session (SessionBusyError when busy), then run the turn in a task.
+
+        ask_approvals: False for a client that cannot answer approval events (OpenAI clients): calls
+        that need approval are then denied at once instead of waiting out their timeout.
+        """
         turn = TurnLog(tenant=tenant, session=session, user=user)
         timeout = self.approval_seconds
 
         async def approver(request: ApprovalRequest) -> bool:
             return await turn.approver(request, timeout)
 
-        context = RunContext(user=user, tenant=tenant, session=session, approver=approver, approval_timeout_s=timeout)
+        context = RunContext(
+            user=user, tenant=tenant, session=session,
+            approver=approver if ask_approvals else None, approval_timeout_s=timeout,
+        )
         begun = await self.memory.begin(servable, text, session=session, context=context)
         turn.number = begun.turn.number
         message = begun.turn.user_message

@@ -93,3 +93,18 @@ def test_no_answer_in_time_denies_the_call(keys_url, tmp_path):
     assert decided["status"] == "denied" and "0.5 s" in decided["reason"]
     assert refunded == []
     assert seen["late"].status_code == 409 and "in time" in seen["late"].json()["error"]["message"]
+
+
+def test_through_the_openai_endpoint_a_call_that_needs_approval_is_denied_at_once(settings, keys_url, tmp_path):
+    customer = make_key(keys_url, "acme", user="C001")
+    agent, refunded = refund_agent()
+    with serve(create_app(settings, agent, memory=memory_at(tmp_path))) as running, httpx.Client(timeout=30) as client:
+        sid = create_session(client, running.url, bearer(customer))
+        r = client.post(
+            running.v1 + "/chat/completions",
+            json={"model": "support", "messages": [{"role": "user", "content": "Refund O1001"}]},
+            headers=bearer(customer, **{"X-LLMOS-Session": sid}),
+        )
+    # An OpenAI client cannot answer an approval event: no waiting out the 300 s timeout.
+    assert "no one to approve it" in r.json()["choices"][0]["message"]["content"]
+    assert refunded == []

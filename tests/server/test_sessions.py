@@ -237,3 +237,29 @@ def test_bad_bodies_get_clear_errors(settings, keys_url, tmp_path):
     assert not_json.json()["error"]["code"] == "invalid_json"
     assert taken.status_code == 409 and taken.json()["error"]["code"] == "session_exists"
     assert no_model.status_code == 404 and "echo" in no_model.json()["error"]["message"]
+
+
+def test_a_server_that_stops_records_the_turns_it_could_not_finish_as_failed(keys_url, tmp_path):
+    import asyncio
+
+    from llmos.agents import Agent
+    from llmos.memory import SQLSessionStore
+
+    secret = make_key(keys_url, "acme", user="C001")
+    settings = ServerSettings(keys_url=keys_url, rate_limit_per_minute=0, grace_seconds=0.2)
+    agent = Agent("slow", model=ScriptedModel(["too late"], delay=60.0))
+    with serve(create_app(settings, agent, memory=memory_at(tmp_path))) as running, httpx.Client(timeout=30) as client:
+        sid = create_session(client, running.url, bearer(secret))
+        with client.stream("POST", f"{running.v1}/sessions/{sid}/messages", json={"content": "hello"},
+                           headers=bearer(secret)) as r:
+            assert next(read_events(r)).type == "turn"  # acknowledged; then the client goes and the server stops
+
+    async def turns():
+        store = SQLSessionStore(f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}")
+        try:
+            return await store.turns(sid, tenant="acme")
+        finally:
+            await store.close()
+
+    (turn,) = asyncio.run(turns())
+    assert turn.status == "failed" and turn.user_message.message.content == "hello" and turn.messages == []
