@@ -19,8 +19,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmos.agents.events import ToolResultEvent
+from llmos.errors import UnknownTenantError
 from llmos.llm.messages import AssistantMessage, ToolCall
 from llmos.memory.models import Entry, SessionInfo, TurnRecord
+from llmos.memory.store import SessionStore
 from llmos.server.auth import Authenticator, Identity, require_role
 from llmos.server.errors import APIError
 from llmos.server.sessions_api import (
@@ -39,11 +42,15 @@ HUMAN_NOTE = "A person from our team has taken over this conversation and will a
 
 
 class Handoff:
-    """Changes a session's mode and records why; watches turns for escalations."""
+    """Changes a session's mode and records why; watches turns for escalations.
 
-    def __init__(self, hub: TurnHub, tools: list[str]) -> None:
+    note: what the customer reads instead of the assistant's answer while a person answers.
+    """
+
+    def __init__(self, hub: TurnHub, tools: list[str], note: str = HUMAN_NOTE) -> None:
         self.hub = hub
         self.tools = set(tools)
+        self.note = note
 
     async def take_over(self, info: SessionInfo, *, by: str, reason: str, summary: str = "") -> SessionInfo:
         handoff = {"reason": reason, "summary": summary, "by": by, "at": datetime.now(timezone.utc).isoformat()}
@@ -63,7 +70,7 @@ class Handoff:
 
     async def observe(self, turn: TurnLog, event: Any, calls: dict[str, ToolCall]) -> WireEvent | None:
         """A turn's observer: an escalation tool that succeeded hands the session to a person."""
-        if getattr(event, "type", None) != "tool_result" or event.name not in self.tools or event.is_error:
+        if not isinstance(event, ToolResultEvent) or event.name not in self.tools or event.is_error:
             return None
         call = calls.get(event.call_id)
         arguments = _arguments(call)
@@ -72,7 +79,7 @@ class Handoff:
         reason = str(arguments.get("reason") or "the assistant escalated")
         summary = str(arguments.get("summary") or "")
         await self.take_over(info, by=f"assistant:{event.agent}", reason=reason, summary=summary)
-        return {"type": "handoff", "mode": "human", "reason": reason, "summary": summary, "message": HUMAN_NOTE}
+        return {"type": "handoff", "mode": "human", "reason": reason, "summary": summary, "message": self.note}
 
 
 def _arguments(call: ToolCall | None) -> dict[str, Any]:
@@ -202,9 +209,7 @@ def operator_router(auth: Authenticator, hub: TurnHub, handoff: Handoff, max_bod
     return router
 
 
-async def _tenant_sessions(store: Any, tenant: str, limit: int) -> list[SessionInfo]:
-    from llmos.errors import UnknownTenantError
-
+async def _tenant_sessions(store: SessionStore, tenant: str, limit: int) -> list[SessionInfo]:
     try:
         return await store.list_sessions(tenant=tenant, limit=limit)
     except UnknownTenantError:  # no session was ever stored for the tenant: an empty queue

@@ -306,10 +306,7 @@ class Sessions:
         return info
 
     async def start(self, info: SessionInfo, text: str, model: str, *, ask_approvals: bool = True) -> TurnLog:
-        """Begin a turn of an assistant-mode session (409 while another runs)."""
-        running = self.hub.running(info.tenant, info.id)
-        if running is not None and getattr(getattr(self.hub.memory.store, "locks", None), "on_busy", "refuse") == "refuse":
-            raise busy(info.id, running.number)
+        """Begin a turn of an assistant-mode session: 409 while another runs, or after waiting for it (by the store's on_busy)."""
         with store_errors(info.id):
             return await self.hub.start(
                 self.catalog[model], text, tenant=info.tenant, session=info.id, user=info.user, ask_approvals=ask_approvals
@@ -416,7 +413,7 @@ class Sessions:
             """The customer's answer to a tool call that waits for approval (an `approval` event)."""
             info = await self.owned(await self.customer(request), session_id)
             body = await parse_body(request, ApprovalAnswer, self.max_body_bytes)
-            turn = hub.running(info.tenant, info.id) or hub.latest(info.tenant, info.id)
+            turn = hub.latest(info.tenant, info.id)
             approval = turn.approvals.get(approval_id) if turn is not None else None
             if approval is None:
                 raise APIError(
@@ -438,9 +435,7 @@ class Sessions:
     async def _queued(self, info: SessionInfo, text: str) -> StreamingResponse:
         with store_errors(info.id):
             seq = await self.handoff.queue(info, text)
-        from llmos.server.handoff import HUMAN_NOTE
-
-        event = {"type": "queued", "mode": "human", "seq": seq, "message": HUMAN_NOTE}
+        event = {"type": "queued", "mode": "human", "seq": seq, "message": self.handoff.note}
 
         async def one() -> AsyncIterator[bytes]:
             yield f"data: {json.dumps(event)}\n\n".encode()
@@ -465,15 +460,14 @@ class Sessions:
         headers = {SESSION_HEADER: session_id}
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         if info.mode == "human":
-            from llmos.server.handoff import HUMAN_NOTE
-
             with store_errors(session_id):
                 await self.handoff.queue(info, text)
+            note = self.handoff.note
             if body.stream:
                 return StreamingResponse(
-                    _note_chunks(body.model, HUMAN_NOTE, include_usage), media_type="text/event-stream", headers=headers
+                    _note_chunks(body.model, note, include_usage), media_type="text/event-stream", headers=headers
                 )
-            return JSONResponse(oa.completion(oa.completion_id(), body.model, HUMAN_NOTE, Usage()), headers=headers)
+            return JSONResponse(oa.completion(oa.completion_id(), body.model, note, Usage()), headers=headers)
         # An OpenAI client cannot answer an approval: such calls are denied at once, as without a session.
         turn = await self.start(info, text, body.model, ask_approvals=False)
         headers["X-LLMOS-Turn"] = str(turn.number)

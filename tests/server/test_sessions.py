@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from llmos.server import ServerSettings
 from tests.scripted import ScriptedModel
@@ -263,3 +264,26 @@ def test_a_server_that_stops_records_the_turns_it_could_not_finish_as_failed(key
 
     (turn,) = asyncio.run(turns())
     assert turn.status == "failed" and turn.user_message.message.content == "hello" and turn.messages == []
+
+
+def test_the_openai_client_continues_a_session_with_the_header(settings, keys_url, tmp_path):
+    import openai
+
+    secret = make_key(keys_url, "acme", user="C001")
+    agent, model = echo_agent()
+    with serve(create_app(settings, agent, memory=memory_at(tmp_path))) as running, httpx.Client(timeout=30) as client:
+        sid = create_session(client, running.url, bearer(secret))
+        oa = openai.OpenAI(base_url=running.v1, api_key=secret, max_retries=0)
+        session = {"X-LLMOS-Session": sid}
+        plain = oa.chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "one"}], extra_headers=session
+        )
+        streamed = oa.chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "two"}], extra_headers=session, stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+        with pytest.raises(openai.NotFoundError, match="no session 'nope'"):
+            oa.chat.completions.create(
+                model="echo", messages=[{"role": "user", "content": "x"}], extra_headers={"X-LLMOS-Session": "nope"}
+            )
+    assert plain.choices[0].message.content == "I got 2 messages." and text == "I got 4 messages."
