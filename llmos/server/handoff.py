@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmos.agents.events import ToolResultEvent
 from llmos.errors import UnknownTenantError
 from llmos.llm.messages import AssistantMessage, ToolCall
-from llmos.memory.models import Entry, SessionInfo, TurnRecord
+from llmos.memory.models import Entry, SessionInfo, StoredMessage, TurnRecord
 from llmos.memory.store import SessionStore
 from llmos.server.auth import Authenticator, Identity, require_role
 from llmos.server.errors import APIError
@@ -54,18 +54,31 @@ class Handoff:
 
     async def take_over(self, info: SessionInfo, *, by: str, reason: str, summary: str = "") -> SessionInfo:
         handoff = {"reason": reason, "summary": summary, "by": by, "at": datetime.now(timezone.utc).isoformat()}
-        return await self.hub.memory.store.update_session(
+        info = await self.hub.memory.store.update_session(
             info.id, tenant=info.tenant, mode="human", metadata={**info.metadata, HANDOFF_KEY: handoff}
         )
+        self.hub.changed(info.tenant, info.id)
+        return info
 
     async def hand_back(self, info: SessionInfo) -> SessionInfo:
         metadata = {k: v for k, v in info.metadata.items() if k != HANDOFF_KEY}
-        return await self.hub.memory.store.update_session(info.id, tenant=info.tenant, mode="assistant", metadata=metadata)
+        info = await self.hub.memory.store.update_session(info.id, tenant=info.tenant, mode="assistant", metadata=metadata)
+        self.hub.changed(info.tenant, info.id)
+        return info
+
+    async def reply(self, info: SessionInfo, text: str, *, by: str) -> StoredMessage:
+        """A person's reply, stored as an assistant message with its author."""
+        (stored,) = await self.hub.memory.store.add_messages(
+            info.id, [Entry(message=AssistantMessage(content=text), author=by)], tenant=info.tenant
+        )
+        self.hub.changed(info.tenant, info.id)
+        return stored
 
     async def queue(self, info: SessionInfo, text: str) -> int:
         """Store a customer's message for the person who answers; the assistant does not run. Its seq."""
         turn = await self.hub.memory.store.begin_turn(info.id, text, tenant=info.tenant)
         await turn.finish([], TurnRecord(outcome="human"))
+        self.hub.changed(info.tenant, info.id)
         return turn.user_message.seq
 
     async def observe(self, turn: TurnLog, event: Any, calls: dict[str, ToolCall]) -> WireEvent | None:
@@ -191,10 +204,7 @@ def operator_router(auth: Authenticator, hub: TurnHub, handoff: Handoff, max_bod
                 code="session_not_handed_off",
             )
         with store_errors(session_id):
-            (stored,) = await hub.memory.store.add_messages(
-                session_id, [Entry(message=AssistantMessage(content=body.content), author=name(identity))],
-                tenant=identity.tenant,
-            )
+            stored = await handoff.reply(info, body.content, by=name(identity))
         return MessageOut.of(stored)
 
     @router.post("/sessions/{session_id}/handback", response_model=SessionOut)

@@ -5,6 +5,7 @@
     GET    /v1/sessions/{id}                              one, with its messages
     DELETE /v1/sessions/{id}
     POST   /v1/sessions/{id}/messages                     a turn, streamed as SSE events with ids
+    GET    /v1/sessions/{id}/messages?after=SEQ&wait=S    new messages (a person's reply), waiting for one
     GET    /v1/sessions/{id}/events                       follow a turn again (Last-Event-ID: what was missed)
     POST   /v1/sessions/{id}/cancel                       stop the running turn
     POST   /v1/sessions/{id}/approvals/{approval_id}      approve or deny a tool call
@@ -20,6 +21,7 @@ when its client goes away (llmos.server.turns); only `cancel` stops it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
@@ -129,6 +131,13 @@ SessionDetail.model_rebuild()
 class SessionList(BaseModel):
     object: str = "list"
     data: list[SessionOut]
+
+
+class MessageList(BaseModel):
+    object: str = "list"
+    mode: SessionMode
+    running_turn: int | None
+    data: list[MessageOut]
 
 
 class MessageIn(BaseModel):
@@ -372,6 +381,27 @@ class Sessions:
             if info.mode == "human":
                 return await self._queued(info, body.content)
             return sse_response(await self.start(info, body.content, self.model_of(info)))
+
+        @router.get("/{session_id}/messages", response_model=MessageList)
+        async def new_messages(session_id: str, request: Request, after: int = 0, wait: float = 0.0) -> MessageList:
+            """The messages after seq `after`; with `wait` (seconds, at most 60), waits for one when there is none
+            yet: a person's reply in a handed-off session, or an answer. Changes made by another replica end the
+            wait only at its timeout."""
+            identity = await self.customer(request)
+            info = await self.owned(identity, session_id)
+            signal = hub.change_signal(info.tenant, info.id)  # before reading: a change meanwhile is not missed
+            with store_errors(session_id):
+                detail = await session_detail(info, hub, everything=False)
+                if wait > 0 and not any(m.seq > after for m in detail.messages):
+                    try:
+                        await asyncio.wait_for(signal.wait(), min(wait, 60.0))
+                    except TimeoutError:
+                        pass
+                    info = await self.owned(identity, session_id)
+                    detail = await session_detail(info, hub, everything=False)
+            return MessageList(
+                mode=detail.mode, running_turn=detail.running_turn, data=[m for m in detail.messages if m.seq > after]
+            )
 
         @router.get("/{session_id}/events", response_model=None)
         async def events(session_id: str, request: Request, last_event_id: str | None = None) -> StreamingResponse:

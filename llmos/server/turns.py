@@ -171,6 +171,7 @@ class TurnHub:
         self.grace_seconds = grace_seconds
         self.observers: list[Observer] = []
         self._logs: dict[tuple[str, str], dict[int, TurnLog]] = {}
+        self._changes: dict[tuple[str, str], asyncio.Event] = {}
 
     @property
     def memory(self) -> Memory:
@@ -195,6 +196,18 @@ class TurnHub:
     def forget(self, tenant: str, session: str) -> None:
         """Drop a deleted session's logs."""
         self._logs.pop((tenant, session), None)
+        self.changed(tenant, session)
+
+    # --- changes to a session, for clients that wait for them -----------------------------
+
+    def change_signal(self, tenant: str, session: str) -> asyncio.Event:
+        """Set at the next change of the session made by this process (a turn ends, a person replies,
+        the mode changes). Take it before reading the session, then wait on it."""
+        return self._changes.setdefault((tenant, session), asyncio.Event())
+
+    def changed(self, tenant: str, session: str) -> None:
+        if (signal := self._changes.pop((tenant, session), None)) is not None:
+            signal.set()
 
     # --- running a turn ---------------------------------------------------------------
 
@@ -267,6 +280,7 @@ class TurnHub:
             self.metrics.runs.labels(outcome).inc()
             turn.close()
             self._expire_later(turn)
+            self.changed(turn.tenant, turn.session)
 
     def _expire_later(self, turn: TurnLog) -> None:
         def expire() -> None:

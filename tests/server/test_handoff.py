@@ -100,3 +100,34 @@ def test_an_operator_takes_over_a_session_and_only_then_replies(settings, keys_u
     assert taken.json()["mode"] == "human"
     assert queued[0].type == "queued" and len(model.requests) == 1
     assert queue[0]["handoff"]["reason"] == "VIP customer" and queue[0]["waiting"] == 1
+
+
+def test_a_customer_waiting_for_new_messages_gets_the_persons_reply_when_it_is_written(settings, keys_url, tmp_path):
+    import threading
+    import time
+
+    customer = make_key(keys_url, "acme", user="C001")
+    operator = make_key(keys_url, "acme", role="operator")
+    agent, _ = echo_agent()
+    with serve(create_app(settings, agent, memory=memory_at(tmp_path))) as running, httpx.Client(timeout=30) as client:
+        v1 = running.v1
+        sid = create_session(client, running.url, bearer(customer))
+        all_events(client, "POST", f"{v1}/sessions/{sid}/messages", json={"content": "hello"}, headers=bearer(customer))
+        client.post(f"{v1}/operator/sessions/{sid}/takeover", headers=bearer(operator))
+        nothing_new = client.get(f"{v1}/sessions/{sid}/messages?after=2", headers=bearer(customer)).json()
+        polled: dict = {}
+
+        def wait_for_reply() -> None:
+            with httpx.Client(timeout=30) as own:
+                started = time.monotonic()
+                polled["body"] = own.get(f"{v1}/sessions/{sid}/messages?after=2&wait=20", headers=bearer(customer)).json()
+                polled["seconds"] = time.monotonic() - started
+
+        waiter = threading.Thread(target=wait_for_reply)
+        waiter.start()
+        time.sleep(0.5)
+        client.post(f"{v1}/operator/sessions/{sid}/messages", json={"content": "Ana here."}, headers=bearer(operator))
+        waiter.join(timeout=30)
+    assert nothing_new["data"] == [] and nothing_new["mode"] == "human"
+    assert [m["content"] for m in polled["body"]["data"]] == ["Ana here."]
+    assert polled["seconds"] < 10  # woken by the reply, not by the 20 s timeout

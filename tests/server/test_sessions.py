@@ -178,6 +178,7 @@ def test_sessions_of_another_tenant_or_user_answer_404_on_every_endpoint(setting
                 client.get(f"{v1}/sessions/{sid}", headers=bearer(key)),
                 client.delete(f"{v1}/sessions/{sid}", headers=bearer(key)),
                 client.post(f"{v1}/sessions/{sid}/messages", json={"content": "hi"}, headers=bearer(key)),
+                client.get(f"{v1}/sessions/{sid}/messages?after=0&wait=1", headers=bearer(key)),
                 client.get(f"{v1}/sessions/{sid}/events", headers=bearer(key)),
                 client.get(f"{v1}/sessions/{sid}/events", headers=bearer(key, **{"Last-Event-ID": "1:0"})),
                 client.post(f"{v1}/sessions/{sid}/cancel", headers=bearer(key)),
