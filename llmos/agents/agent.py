@@ -315,6 +315,9 @@ class Agent(Generic[OutputT]):
                 if failures[call.name] > allowed:
                     # Past its retries a tool is given up on, not the run: the answer says what is missing.
                     answer_now = prompts.ANSWER_WITHOUT_TOOL.format(tool=call.name)
+                if result.next_call in self.tools and not any(name == result.next_call for name, _ in done):
+                    # Code decided the next call (an escalation rule): forced, once a run, however the model reads it.
+                    retry_tool = result.next_call
             if answer_now is None and not progress:
                 answer_now = prompts.ANSWER_NOW
 

@@ -101,13 +101,19 @@ class Memory:
         self, runnable: Runnable, text: str, *, session: str, context: RunContext | None = None
     ) -> AsyncIterator[Any]:
         """runnable.stream's events; the answer is stored before its FinalEvent is passed on."""
-        async with self._turn(runnable, text, session, context or RunContext()) as prepared:
-            async for event in runnable.stream(text, history=prepared.history, context=prepared.context):
-                if getattr(event, "subtask", None) is None and event.type == "final":
-                    await self._finish(runnable, prepared, text, event.result)
-                elif getattr(event, "subtask", None) is None and event.type == "error":
-                    await prepared.turn.fail(f"{event.error}: {event.message}")
-                yield event
+        started = await self.begin(runnable, text, session=session, context=context)
+        async for event in started.events():
+            yield event
+
+    async def begin(
+        self, runnable: Runnable, text: str, *, session: str, context: RunContext | None = None
+    ) -> SessionTurn:
+        """The turn with its user message committed and its session locked; `events()` runs it.
+
+        For a caller that acknowledges the message before the run starts (a server answering
+        409 for a busy session, or handing the run to a task that outlives the request).
+        """
+        return SessionTurn(self, runnable, text, await self._prepare(runnable, text, session, context or RunContext()))
 
     async def close(self) -> None:
         await self.store.close()
@@ -116,6 +122,17 @@ class Memory:
 
     @asynccontextmanager
     async def _turn(self, runnable: Runnable, text: str, session: str, context: RunContext) -> AsyncIterator[_Prepared]:
+        prepared = await self._prepare(runnable, text, session, context)
+        try:
+            yield prepared
+        except BaseException as exc:  # a run that raises (or is cancelled) fails the turn
+            if not prepared.turn.closed:
+                await prepared.turn.fail(f"{type(exc).__name__}: {exc}")
+            raise
+        if not prepared.turn.closed:
+            await prepared.turn.fail("The run ended without finishing the turn.")
+
+    async def _prepare(self, runnable: Runnable, text: str, session: str, context: RunContext) -> _Prepared:
         tenant = context.tenant or DEFAULT_TENANT
         if context.session not in (None, session):
             raise ConfigError(f"The run names session '{session}' but its RunContext says '{context.session}': give one.")
@@ -127,7 +144,8 @@ class Memory:
                 f"{'user ' + repr(context.user) if context.user else 'an anonymous run'}: "
                 "continue it with its own user in the RunContext, or start another session."
             )
-        async with self.store.turn(session, text, tenant=tenant) as turn:  # a run that raises fails the turn
+        turn = await self.store.begin_turn(session, text, tenant=tenant)
+        try:
             started = time.perf_counter()
             model = self.model or runnable.model
             history = await self.window.history(self.store, turn, model)
@@ -136,7 +154,10 @@ class Memory:
                 if recalled:
                     # Last, just before the message: the history before it stays byte-stable between turns.
                     history.append(SystemMessage(content=recall_block(recalled)))
-            yield _Prepared(turn, history, context.model_copy(update={"session": session}), context.user, started)
+        except BaseException as exc:
+            await turn.fail(f"{type(exc).__name__}: {exc}")
+            raise
+        return _Prepared(turn, history, context.model_copy(update={"session": session}), context.user, started)
 
     async def _finish(self, runnable: Runnable, prepared: _Prepared, text: str, result: Any) -> None:
         answer = _answer_messages(result.messages, len(prepared.history), text)
@@ -158,6 +179,47 @@ class Memory:
                 )
             except LLMOSError as exc:  # the answer is stored; a fact not learnt must not fail the turn
                 log.warning("No facts learnt from turn %s of session %r: %s", prepared.turn.number, prepared.turn.session, exc)
+
+
+class SessionTurn:
+    """A begun turn of a session (its message committed, the session locked), run once by `events()`.
+
+    A run that raises or is cancelled fails the turn (its message stays and can be retried);
+    a turn never run is failed by `abandon`.
+    """
+
+    def __init__(self, memory: Memory, runnable: Runnable, text: str, prepared: _Prepared) -> None:
+        self.memory, self.runnable, self.text, self.prepared = memory, runnable, text, prepared
+
+    @property
+    def turn(self) -> ActiveTurn:
+        return self.prepared.turn
+
+    @property
+    def context(self) -> RunContext:
+        return self.prepared.context
+
+    async def events(self) -> AsyncIterator[Any]:
+        """The run's events; the answer is stored before its FinalEvent is passed on."""
+        prepared, turn = self.prepared, self.prepared.turn
+        try:
+            async for event in self.runnable.stream(self.text, history=prepared.history, context=prepared.context):
+                if getattr(event, "subtask", None) is None and event.type == "final":
+                    await self.memory._finish(self.runnable, prepared, self.text, event.result)
+                elif getattr(event, "subtask", None) is None and event.type == "error":
+                    await turn.fail(f"{event.error}: {event.message}")
+                yield event
+        except BaseException as exc:
+            if not turn.closed:
+                await turn.fail(f"{type(exc).__name__}: {exc}")
+            raise
+        if not turn.closed:
+            await turn.fail("The run ended without finishing the turn.")
+
+    async def abandon(self, reason: str) -> None:
+        """Fail a turn that will not run (its message stays, unanswered runs can be retried)."""
+        if not self.turn.closed:
+            await self.turn.fail(reason)
 
 
 def _answer_messages(messages: list[Message], history_length: int, text: str) -> list[Message]:

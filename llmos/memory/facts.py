@@ -8,7 +8,8 @@ After a turn, `learn` shows the model the user's message and the known facts clo
 and asks (structured output) for changes: add a fact, update one the message contradicts,
 delete one that is no longer true. A new fact that says what a known one says is not added
 twice (its embedding is too close). Facts are kept per tenant and user with their embedding;
-`recall` ranks the user's facts by cosine similarity to a text (numpy over the user's facts:
+a fact is embedded as the user would say it ("The user owns a Nikon" as "I own a Nikon"), since
+what recalls it is the user's own words ("Which lens fits my camera?"). `recall` ranks the user's facts by cosine similarity to a text (numpy over the user's facts:
 a user has tens of facts, not millions). Deleting the user (SessionStore.delete_user) deletes
 their facts with their sessions.
 """
@@ -16,6 +17,7 @@ their facts with their sessions.
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -112,7 +114,7 @@ class UserMemory:
         rows = await self._rows(user, tenant)
         if not rows or not text.strip():
             return []
-        scores = np.stack([v for _, v in rows]) @ (await self._embed([text]))[0]
+        scores = np.stack([v for _, v in rows]) @ (await self._embed_query(text))
         best = np.argsort(-scores, kind="stable")[: k or self.recall_k]
         return [
             Recalled(**rows[i][0].model_dump(), score=round(float(scores[i]), 4))
@@ -127,7 +129,7 @@ class UserMemory:
     ) -> Fact:
         """Remember a fact; when a known fact says the same, that one is returned and nothing is added."""
         text = _clean(text)
-        (vector,) = await self._embed([text])
+        (vector,) = await self._embed_facts([text])
         for fact, known in await self._rows(user, tenant):
             if fact.text.casefold() == text.casefold() or float(known @ vector) >= self.duplicate_score:
                 return fact
@@ -139,7 +141,7 @@ class UserMemory:
                     facts_t.insert()
                     .values(
                         tenant_id=tenant, user_id=user, kind=kind, text=text, embedding=vector.tobytes(),
-                        embedder=self.embedder.name, session_id=session, created_at=now, updated_at=now,
+                        embedder=self.vectors, session_id=session, created_at=now, updated_at=now,
                     )
                     .returning(facts_t.c.id)
                 )
@@ -151,8 +153,8 @@ class UserMemory:
     ) -> Fact:
         """Replace a fact's text (and kind); UnknownFactError when the user has no such fact."""
         text = _clean(text)
-        (vector,) = await self._embed([text])
-        changes = {"text": text, "embedding": vector.tobytes(), "embedder": self.embedder.name, "updated_at": _now()}
+        (vector,) = await self._embed_facts([text])
+        changes = {"text": text, "embedding": vector.tobytes(), "embedder": self.vectors, "updated_at": _now()}
         if kind is not None:
             changes["kind"] = kind
         async with self.store.transaction() as connection:
@@ -224,22 +226,30 @@ class UserMemory:
             )
         if not rows:
             return []
-        stale = [r.text for r in rows if r.embedder != self.embedder.name]
-        fresh = iter(await self._embed(stale)) if stale else iter(())
+        stale = [r.text for r in rows if r.embedder != self.vectors]
+        fresh = iter(await self._embed_facts(stale)) if stale else iter(())
         return [
             (
                 Fact(
                     id=r.id, tenant=r.tenant_id, user=r.user_id, kind=r.kind, text=r.text, session=r.session_id,
                     created_at=_utc(r.created_at), updated_at=_utc(r.updated_at),
                 ),
-                np.frombuffer(r.embedding, dtype=np.float32) if r.embedder == self.embedder.name else next(fresh),
+                np.frombuffer(r.embedding, dtype=np.float32) if r.embedder == self.vectors else next(fresh),
             )
             for r in rows
         ]
 
-    async def _embed(self, texts: list[str]) -> np.ndarray:
+    @property
+    def vectors(self) -> str:
+        """What a stored vector was made with; rows made another way are embedded again when read."""
+        return f"{self.embedder.name}/{FACT_FORM}"
+
+    async def _embed_facts(self, texts: list[str]) -> np.ndarray:
         # The embedder is synchronous (torch): off the event loop.
-        return await asyncio.to_thread(self.embedder.embed_documents, texts)
+        return await asyncio.to_thread(self.embedder.embed_documents, [as_the_user_says_it(t) for t in texts])
+
+    async def _embed_query(self, text: str) -> np.ndarray:
+        return await asyncio.to_thread(self.embedder.embed_query, text)
 
     @staticmethod
     def _owned(fact_id: int, user: str, tenant: str) -> tuple[sa.ColumnElement[bool], ...]:
@@ -255,6 +265,29 @@ class UserMemory:
 def recall_block(facts: list[Recalled]) -> str:
     """The short block of recalled facts that goes before the user's new message."""
     return prompts.RECALL_HEADER + "\n".join(f"- {f.text}" for f in facts)
+
+
+FACT_FORM = "first-person-1"  # change it when as_the_user_says_it changes: stored vectors are then recomputed
+
+_THIRD_PERSON = re.compile(r"\b(?:the user's|the user)\b", re.IGNORECASE)
+_FIRST_VERB = re.compile(r"\bI (is|has|does|\w+?[^s\W]s)\b")
+_IRREGULAR = {"is": "am", "has": "have", "does": "do"}
+
+
+def as_the_user_says_it(fact: str) -> str:
+    """A fact in the first person, the form of the questions that should recall it.
+
+    "The user's phone is an iPhone" -> "My phone is an iPhone"; "The user prefers email" -> "I prefer email".
+    """
+
+    def pronoun(match: re.Match[str]) -> str:
+        own = match.group(0).lower().endswith("'s")
+        start = match.start() == 0 or fact[: match.start()].rstrip().endswith((".", "!", "?"))
+        word = "my" if own else ("I" if start else "me")
+        return word.capitalize() if start and word == "my" else word
+
+    text = _THIRD_PERSON.sub(pronoun, fact)
+    return _FIRST_VERB.sub(lambda m: "I " + _IRREGULAR.get(m.group(1), m.group(1)[:-1]), text)
 
 
 def _clean(text: str) -> str:

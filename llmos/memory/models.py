@@ -47,6 +47,9 @@ class Entry(BaseModel):
         default_factory=list, description="Sources the message cites, e.g. a team answer's Source.model_dump()."
     )
     tokens: int | None = Field(None, ge=0, description="The message's length in the model's tokens, when counted.")
+    author: str | None = Field(
+        None, description="Who wrote it when not the model or the session's user, e.g. 'operator:anna' (hand-off)."
+    )
 
 
 class StoredMessage(Entry):

@@ -94,6 +94,7 @@ messages = sa.Table(
     sa.Column("citations", Json, nullable=True),
     sa.Column("tokens", sa.Integer, nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("author", sa.String(200), nullable=True),  # a person who wrote it (hand-off); None: the model or the user
     sa.UniqueConstraint("session_key", "seq", name="uq_messages_session_seq"),
     sa.Index("ix_messages_turn", "turn_id"),
 )

@@ -437,6 +437,49 @@ class SQLSessionStore(SessionStore):
             turn.closed = True
             await turn.lock.release()
 
+    async def add_messages(
+        self, session: str, messages: Sequence[Message | Entry], *, tenant: str = DEFAULT_TENANT
+    ) -> list[StoredMessage]:
+        entries = [as_entry(m) for m in messages]
+        async with self._transaction() as connection:
+            key = (await self._session_row(connection, session, tenant)).key
+        lock = await self.locks.acquire(key, f"Session '{session}' of tenant '{tenant}'")
+        try:
+            now = _now()
+            async with self._transaction() as connection:
+                await lock.verify(connection)
+                row = await self._session_row(connection, session, tenant)
+                latest = (
+                    await connection.execute(
+                        sa.select(turns_t.c.id, turns_t.c.number)
+                        .where(turns_t.c.session_key == key)
+                        .order_by(turns_t.c.number.desc())
+                        .limit(1)
+                    )
+                ).first()
+                if latest is None:
+                    raise TurnStateError(
+                        f"Session '{session}' of tenant '{tenant}' has no turn yet: messages are added to a "
+                        "conversation the user has begun."
+                    )
+                first = row.message_count + 1
+                if entries:
+                    await connection.execute(
+                        messages_t.insert(),
+                        [_message_row(e, key, latest.id, first + i, now) for i, e in enumerate(entries)],
+                    )
+                await connection.execute(
+                    sessions_t.update()
+                    .where(sessions_t.c.key == key)
+                    .values(message_count=row.message_count + len(entries), updated_at=now)
+                )
+        finally:
+            await lock.release()
+        return [
+            StoredMessage(**e.model_dump(), seq=first + i, turn=latest.number, created_at=now)
+            for i, e in enumerate(entries)
+        ]
+
     # --- running summary -------------------------------------------------------------------
 
     async def summary(self, session: str, *, tenant: str = DEFAULT_TENANT) -> Summary | None:
@@ -522,6 +565,7 @@ def _message_row(entry: Entry, session_key: int, turn_id: int, seq: int, now: da
         "is_error": bool(data.get("is_error", False)),
         "citations": entry.citations or None,
         "tokens": entry.tokens,
+        "author": entry.author,
         "created_at": now,
     }
 
@@ -536,6 +580,7 @@ def _stored_message(row: sa.Row[Any]) -> StoredMessage:
         message=_MESSAGE.validate_python(data),
         citations=row.citations or [],
         tokens=row.tokens,
+        author=row.author,
         seq=row.seq,
         turn=row.turn_number,
         created_at=_utc(row.created_at),

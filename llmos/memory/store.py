@@ -196,6 +196,13 @@ class SessionStore(ABC):
     async def fail_turn(self, turn: ActiveTurn, error: str) -> Turn:
         """Mark the turn `failed` (its user message stays, it can be resumed) and release the session."""
 
+    @abstractmethod
+    async def add_messages(
+        self, session: str, messages: Sequence[Message | Entry], *, tenant: str = DEFAULT_TENANT
+    ) -> list[StoredMessage]:
+        """Append messages written outside a run (a person's reply in a handed-off session) to the
+        session's latest turn, under the session's lock. TurnStateError when the session has no turn yet."""
+
     @asynccontextmanager
     async def turn(
         self, session: str, message: str | UserMessage | Entry, *, tenant: str = DEFAULT_TENANT

@@ -25,15 +25,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmos.agents.events import ErrorEvent, FinalEvent, ToolResultEvent
 from llmos.llm.messages import Message
+from llmos.memory.conversation import Memory
 from llmos.server import openai_api as oa
 from llmos.server.auth import Authenticator, Identity, require_role
 from llmos.server.errors import APIError, api_error_handler, http_error_handler
+from llmos.server.handoff import Handoff, operator_router
 from llmos.server.health import model_ready
 from llmos.server.keys import KeyStore
 from llmos.server.knowledge_api import knowledge_router
 from llmos.server.observability import Metrics, RequestContext
 from llmos.server.ratelimit import RateLimiter
+from llmos.server.sessions_api import SESSION_HEADER, Sessions
 from llmos.server.settings import ServerSettings
+from llmos.server.turns import TurnHub
 from llmos.server.webchat import webchat_router
 from llmos.tools.context import RunContext
 
@@ -65,6 +69,7 @@ def create_app(
     knowledge: KnowledgeLibrary | None = None,
     ready: ReadyCheck | None = None,
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
+    memory: Memory | None = None,
 ) -> FastAPI:
     """The app serving `served` (one, listed under its name, or a mapping of id to servable).
 
@@ -73,6 +78,8 @@ def create_app(
         give the served team `knowledge.as_tool()` so that its answers come from them.
     ready: the readiness check of /readyz (default: the served models answer).
     on_shutdown: coroutines run when the server stops, after the runs in flight (e.g. closing models).
+    memory: where sessions are kept (default: Memory(), opened on the first session request:
+        LLMOS_MEMORY_URL, else SQLite under LLMOS_HOME).
     """
     catalog: dict[str, Servable] = dict(served) if isinstance(served, Mapping) else {served.name: served}
     keys = keys or KeyStore(settings.keys_url)
@@ -82,6 +89,17 @@ def create_app(
     metrics = Metrics()
     check = ready or (lambda: model_ready(catalog.values()))
     created = int(time.time())
+    hub = TurnHub(
+        (lambda: memory) if memory is not None else (lambda: Memory(remember=settings.remember_facts)),
+        metrics,
+        run_seconds=settings.run_seconds,
+        approval_seconds=settings.approval_seconds,
+        replay_seconds=settings.replay_seconds,
+        grace_seconds=settings.grace_seconds,
+    )
+    handoff = Handoff(hub, settings.handoff_tools)
+    hub.observers.append(handoff.observe)
+    sessions = Sessions(auth, hub, handoff, catalog, settings.max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +108,7 @@ def create_app(
         try:
             yield
         finally:
+            await hub.close()  # turns in flight finish within the grace period, or are recorded as failed
             for close in on_shutdown:
                 await close()
             await keys.aclose()
@@ -102,11 +121,13 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-LLMOS-User", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-LLMOS-User", "X-Request-ID", SESSION_HEADER, "Last-Event-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", SESSION_HEADER, "X-LLMOS-Turn"],
         )
     app.add_middleware(RequestContext, metrics=metrics)
+    app.include_router(sessions.router())
+    app.include_router(operator_router(auth, hub, handoff, settings.max_body_bytes))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -151,6 +172,8 @@ def create_app(
                 code="model_not_found",
                 param="model",
             )
+        if (session_id := request.headers.get(SESSION_HEADER)) is not None:
+            return await sessions.chat_completion(identity, body, session_id)
         text, history = oa.to_llmos(body.messages)
         context = RunContext(user=identity.user, tenant=identity.tenant)
         run = _Run(catalog[body.model], text, history, context, metrics, settings.run_seconds)

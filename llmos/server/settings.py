@@ -31,6 +31,18 @@ class ServerSettings(BaseSettings):
     )
     grace_seconds: float = Field(30.0, ge=0, description="On shutdown, how long runs in flight may take to finish.")
     run_seconds: float = Field(600.0, gt=0, description="Wall-time budget of one chat completion.")
+    # Sessions (llmos.server.sessions_api, llmos.server.handoff); the database is LLMOS_MEMORY_URL's.
+    approval_seconds: float = Field(
+        300.0, gt=0, description="How long a tool call that needs approval waits for the customer's answer (then denied)."
+    )
+    replay_seconds: float = Field(
+        600.0, ge=0, description="How long a finished turn's events are kept for clients that reconnect (Last-Event-ID)."
+    )
+    handoff_tools: list[str] = Field(
+        default_factory=lambda: ["escalate_to_human"],
+        description="Tools whose successful call hands the session to a person (mode 'human').",
+    )
+    remember_facts: bool = Field(True, description="Learn facts about each user from their sessions (llmos.memory).")
     open_tenant: str = Field("local", description="The tenant of requests when no API key exists (loopback only).")
     knowledge_path: Path | None = Field(
         None, description="Where tenants' uploaded documents and their index live (default: LLMOS_HOME/server/knowledge)."

@@ -45,6 +45,8 @@ class ToolResult(BaseModel):
     """The call did not validate: a retry should be constrained to the tool's schema."""
     value: Any = Field(default=None, exclude=True)
     """The Python return value; never sent anywhere."""
+    next_call: str | None = None
+    """A tool the agent's next step must call, decided by code (an escalation rule), not left to the model."""
 
 
 class Tool:

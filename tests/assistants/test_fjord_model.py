@@ -31,3 +31,19 @@ async def test_the_bank_answers_from_its_documents_and_its_own_tool(local_model,
     policies = FJORD.parent / "policies"
     cited = [s for s in result.sources if s.citation.startswith(str(policies))]
     assert cited, result.sources  # its own documents, in the numbered sources under the answer
+
+
+async def test_the_bank_escalates_by_its_own_rule(local_model, tmp_path):
+    assistant = load_assistant(FJORD, local_model, home=tmp_path)
+    context = assistant.context(user="u-200", approver=lambda request: False)  # u-200's card shows gambling payments
+    result = await assistant.team.run("Please check the recent payments on my card, I do not recognise some of them.",
+                                      context=context)
+    cards = [r for r in result.subtasks if r.specialist == "cards"]
+    assert cards and cards[0].ok, result.subtasks
+    messages = [m for r in cards for m in r.run.messages]
+    called = [call.name for m in messages for call in getattr(m, "tool_calls", None) or []]
+    assert "card_status" in called, called  # the customer asked about their card's payments
+    # The rule "possible card fraud" matched the gambling payment in code; the handoff followed at once.
+    assert called[called.index("card_status") + 1] == "escalate_to_human", called
+    handoff = [m for m in messages if getattr(m, "role", "") == "tool" and m.name == "escalate_to_human"]
+    assert handoff and not handoff[0].is_error and '"handoff":true' in handoff[0].content.replace(" ", ""), handoff

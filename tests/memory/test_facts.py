@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import sqlalchemy as sa
 
 from llmos.agents import Agent
 from llmos.errors import UnknownFactError, UnknownUserError
 from llmos.knowledge.embeddings import SentenceTransformerEmbedder
 from llmos.memory import Memory, SQLSessionStore, UserMemory, prompts
+from llmos.memory.facts import as_the_user_says_it
+from llmos.memory.schema import user_facts as facts_t
 from llmos.tools import RunContext
 from tests.scripted import ScriptedModel
 
@@ -133,3 +136,26 @@ def test_a_failed_extraction_does_not_fail_the_answered_turn(tmp_path, embedder)
 
     result, turn = asyncio.run(main())
     assert result.text == "Fine." and turn.status == "answered"
+
+
+@pytest.mark.parametrize(
+    ("fact", "said"),
+    [
+        ("The user owns a Nikon Z6 camera.", "I own a Nikon Z6 camera."),
+        ("The user's phone is an iPhone 13 mini.", "My phone is an iPhone 13 mini."),
+        ("The user is allergic to peanuts.", "I am allergic to peanuts."),
+        ("The user has two children.", "I have two children."),
+        ("Prefers email. The user lives in Bergen.", "Prefers email. I live in Bergen."),
+        ("Send the user's invoice to the user by post.", "Send my invoice to me by post."),
+    ],
+)
+def test_a_fact_is_embedded_as_the_user_would_say_it(fact, said):
+    assert as_the_user_says_it(fact) == said
+
+
+async def test_vectors_of_an_older_form_are_made_again_when_read(facts, store):
+    fact = await facts.add("C001", "The user owns a Nikon Z6 camera.")
+    async with store.transaction() as connection:  # a row written by an llmos that embedded facts as they are stored
+        await connection.execute(sa.update(facts_t).values(embedder="an-older-form", embedding=b"\0" * 4 * 384))
+    (recalled,) = await facts.recall("C001", "Which lens fits my camera?", k=1)
+    assert recalled.id == fact.id and recalled.score > 0.3

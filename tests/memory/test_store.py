@@ -194,12 +194,48 @@ async def test_a_second_message_is_refused_or_waits_while_a_turn_runs(db_url):
             await s.close()
 
 
+async def test_messages_written_by_a_person_join_the_latest_turn_with_their_author(store):
+    await store.create_session("s", tenant="acme", user="C001")
+    with pytest.raises(TurnStateError, match="has no turn yet"):
+        await store.add_messages("s", [AssistantMessage(content="hello?")], tenant="acme")
+    turn = await store.begin_turn("s", "I want a person.", tenant="acme")
+    await turn.finish([AssistantMessage(content="A colleague will answer.")])
+    running = await store.begin_turn("s", "Hello?", tenant="acme")
+    refusing = SQLSessionStore(store.url.render_as_string(hide_password=False), on_busy="refuse")
+    try:
+        with pytest.raises(SessionBusyError):  # not while a run holds the session
+            await refusing.add_messages("s", [AssistantMessage(content="too early")], tenant="acme")
+    finally:
+        await refusing.close()
+    await running.finish([])
+    (stored,) = await store.add_messages(
+        "s", [Entry(message=AssistantMessage(content="Hi, I'm Ana."), author="operator:ana")], tenant="acme"
+    )
+    assert (stored.seq, stored.turn, stored.author) == (4, 2, "operator:ana")
+    again = await store.messages("s", tenant="acme")
+    assert [(m.message.content, m.author) for m in again] == [
+        ("I want a person.", None), ("A colleague will answer.", None), ("Hello?", None), ("Hi, I'm Ana.", "operator:ana"),
+    ]
+    assert [m.content for m in await store.history("s", tenant="acme")][-2:] == ["Hello?", "Hi, I'm Ana."]
+    with pytest.raises(UnknownSessionError):
+        await store.add_messages("s", [AssistantMessage(content="x")], tenant="other")
+
+
 async def test_a_turn_that_lost_its_lock_cannot_commit_its_answer(store):
     await store.create_session("s")
     turn = await store.begin_turn("s", "one")
     async with store.engine.begin() as connection:
         if store.postgres:  # the connection that holds the advisory lock dies
             await connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": turn.lock.backend_pid})
+            # The backend gets a signal and exits a moment later: wait until it is gone, as a real loss would be
+            # (pg_stat_clear_snapshot: within one transaction the view would otherwise never change).
+            alive = sa.text("SELECT pg_stat_clear_snapshot(), count(*) FROM pg_stat_activity WHERE pid = :pid")
+            for _ in range(400):
+                if not (await connection.execute(alive, {"pid": turn.lock.backend_pid})).one()[1]:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the terminated PostgreSQL backend did not exit")
         else:  # the lease expired and another process took the session over
             await connection.execute(sa.text("UPDATE session_locks SET owner = 'someone-else'"))
     with pytest.raises(TurnStateError, match="stays unanswered"):

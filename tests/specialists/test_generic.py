@@ -12,8 +12,10 @@ from pydantic import BaseModel, ValidationError
 from llmos.agents.specialists import Condition, EscalationPolicy, EscalationRule, TicketDesk, TicketStore
 from llmos.agents.specialists.support import support_agent
 from llmos.errors import AccessDeniedError, NotFoundError
+from llmos.llm import ToolCall
 from llmos.tools import RunContext, tool
 from llmos.tools.wording import reworded
+from tests.scripted import ScriptedModel
 
 
 class Card(BaseModel):
@@ -70,6 +72,40 @@ async def test_guarded_tool_results_carry_the_verdict():
     data = json.loads(result.content)
     assert data["escalation_required"] is True and "Fraud suspected" in data["next_step"] and data["id"] == "c1"
     assert RULES.guard(card_status).spec == card_status.spec  # the model sees the same tool
+
+
+async def test_a_rule_that_requires_escalation_forces_the_next_call_whatever_the_model_would_say(tmp_path):
+    @tool
+    def card_status(ctx: RunContext) -> Card:
+        """The signed-in customer's card."""
+        return Card(id="c1", status="active", limit=100, merchants=[{"name": "LuckySpin", "category": "online gambling"}])
+
+    store = TicketStore(tmp_path / "t.sqlite")
+
+    def escalate(request):  # what the model writes when the call is forced on it: only the arguments
+        assert request.tool_choice == "escalate_to_human", request.tool_choice
+        return ToolCall(id="2", name="escalate_to_human",
+                        arguments=json.dumps({"reason": "possible fraud", "summary": "Gambling payments on the card."}))
+
+    model = ScriptedModel([ToolCall(id="1", name="card_status", arguments="{}"), escalate, "A colleague will call you today."])
+    agent = support_agent(knowledge=None, tools=[card_status], tickets=TicketDesk(store), escalation=RULES, model=model)
+    result = await agent.run("Is my card fine?", context=RunContext(user="u1", tenant="bank"))
+    assert [c.name for m in result.messages for c in getattr(m, "tool_calls", None) or []] == ["card_status", "escalate_to_human"]
+    assert store.open_count("bank", "u1") == 1
+    # Once escalated, the next step is the model's again.
+    assert model.requests[2].tool_choice == "auto"
+
+
+async def test_a_calm_result_leaves_the_next_step_to_the_model():
+    @tool
+    def card_status(ctx: RunContext) -> Card:
+        """The signed-in customer's card."""
+        return Card(id="c3", status="active", limit=100, merchants=[{"name": "Cafe", "category": "food"}])
+
+    model = ScriptedModel([ToolCall(id="1", name="card_status", arguments="{}"), "Your card is active."])
+    agent = support_agent(knowledge=None, tools=[card_status], tickets=[], escalation=RULES, model=model)
+    result = await agent.run("Is my card fine?", context=RunContext(user="u1"))
+    assert result.output == "Your card is active." and model.requests[1].tool_choice == "auto"
 
 
 async def test_a_customer_asking_for_a_person_changes_the_instructions_of_that_turn_only():

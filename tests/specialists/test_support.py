@@ -148,8 +148,12 @@ async def test_support_agent_runs_a_tool_loop(stores):
 
     model = ScriptedModel([
         ToolCall.make("lookup_order", {"order_id": "O1090"}),
+        # The damaged stove requires a human by the demo's rule: this call is forced on the model.
+        ToolCall.make("escalate_to_human", {"reason": "damaged safety item", "summary": "Stove in O1090 arrived damaged."}),
         "Your stove is damaged; a human agent will contact you.",
     ])
     result = await support_agent(stores, model=model).run("My stove in O1090 is broken.", context=C001)
-    tool_message = result.messages[-2]
-    assert "escalation_required" in tool_message.content and not tool_message.is_error
+    order, handoff = result.messages[-4], result.messages[-2]
+    assert "escalation_required" in order.content and not order.is_error
+    assert model.requests[1].tool_choice == "escalate_to_human"
+    assert '"handoff":true' in handoff.content.replace(" ", "") and not handoff.is_error

@@ -12,7 +12,9 @@
 
 A rule about tool results is checked by code on every result of its tool, so that a small
 model need not derive the policy from documents: the result gains `escalation_required` and
-`next_step`, which the model reads. A rule about what the customer says is checked on the
+`next_step`, which the model reads, and when escalation is required the agent's next step is
+a forced call of the handoff tool (escalate_to_human): the model writes the summary, the
+rule decides that a human takes over. A rule about what the customer says is checked on the
 customer's message; when it matches, its `next_step` is added to the support agent's
 instructions for that turn. The first matching rule wins, so order the rules from the most
 to the least specific. A rule with `escalate = false` only says what to do next.
@@ -25,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from llmos.tools.base import Tool
+from llmos.tools.base import Tool, ToolResult
 
 _PLAIN = TypeAdapter(Any)
 
@@ -122,6 +124,9 @@ class EscalationPolicy(BaseModel):
 
     rules: list[EscalationRule] = Field(default_factory=list)
     default_next_step: str = "No action required by policy."
+    handoff_tool: str = Field(
+        "escalate_to_human", description="The tool the agent must call next when a rule requires escalation."
+    )
 
     def check(self, tool: str, value: Any) -> Verdict | None:
         """The first matching rule's verdict on a result of `tool`; None when no rule concerns that tool."""
@@ -151,11 +156,27 @@ class EscalationPolicy(BaseModel):
             verdict = self.check(tool.name, value)
             return value if verdict is None else _with_verdict(value, verdict)
 
-        return Tool(
+        return _GuardedTool(
+            self.handoff_tool,
             name=tool.name, description=tool.description, args_model=tool.args_model, call=call,
             timeout_s=tool.timeout_s, max_retries=tool.max_retries, parameters=tool.spec.parameters,
             takes_context=tool.takes_context, requires_approval=tool.requires_approval,
         )
+
+
+class _GuardedTool(Tool):
+    """A company tool whose result, when a rule requires escalation, makes the handoff tool the next call."""
+
+    def __init__(self, handoff_tool: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.handoff_tool = handoff_tool
+
+    async def run(self, arguments: str, context: Any = None) -> ToolResult:
+        result = await super().run(arguments, context)
+        plain = _PLAIN.dump_python(result.value, mode="json") if not result.is_error else None
+        if isinstance(plain, dict) and plain.get("escalation_required") is True:
+            return result.model_copy(update={"next_call": self.handoff_tool})
+        return result
 
 
 def _with_verdict(value: Any, verdict: Verdict) -> Any:
