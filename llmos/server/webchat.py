@@ -3,9 +3,9 @@
     GET /                 the page
     GET /static/{file}    chat.js, chat.css
 
-The page talks to the same API as any client (/v1/chat/completions streamed, /v1/knowledge/...),
-with the API key its user types in (kept in the browser's localStorage), or without one on a
-server that has no keys (loopback only).
+The page talks to the same API as any client (the sessions API's streamed llmos events,
+/v1/knowledge/...), with the API key its user types in (kept in the browser's localStorage), or
+without one on a server that has no keys (loopback only).
 """
 
 from __future__ import annotations

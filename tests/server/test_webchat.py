@@ -4,22 +4,23 @@ A real server on a free port serves a team whose support specialist searches the
 uploaded documents (a real knowledge base); the scripted model decides when to search and
 what to say. In the browser: keys typed in, a message sent, the answer seen arriving piece
 by piece with its sources, a source opened to its passage, a file uploaded, and an answer
-that cites it. Screenshots are saved under the test's tmp folder.
+that cites it; then a tool call the customer allows, a person taking over (the banner) and
+replying, and the hand-back. Screenshots are saved under the test's tmp folder.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from llmos.agents.events import PlanEvent, TextDeltaEvent, ToolCallEvent, ToolResultEvent
-from llmos.agents.plan import Plan
+from llmos.agents import Agent, Team
 from llmos.llm import ToolCall
+from llmos.tools import tool
+from tests.scripted import ScriptedModel
 from llmos.server.webchat import ASSETS, STATIC
 from tests.server.conftest import create_app, echo_agent, make_key, serve
 from tests.server.knowledge_fixtures import (  # noqa: F401 - fixtures
@@ -124,13 +125,9 @@ def test_chat_streams_cites_and_answers_from_an_uploaded_file(browser, settings,
             seen = page.evaluate("window.seen")
             assert len(seen) >= 5 and all(b.startswith(a) for a, b in zip(seen, seen[1:])), seen
             assert "replaced free of charge [1]" in first.locator(".text").inner_text()
-            # The page keeps conversations on the server when it has a sessions API, else in the browser.
-            has_sessions = httpx.get(running.url + "/v1/sessions", headers={"Authorization": f"Bearer {customer}"}).status_code != 404
-            assert page.evaluate("sessions.kind") == ("server" if has_sessions else "local")
-            if has_sessions:  # then llmos's events come too: the search shows under the answer, collapsed
-                steps = first.locator("details.steps")
-                assert steps.get_attribute("open") is None
-                expect(steps).to_contain_text("search_policies")
+            steps = first.locator("details.steps")  # the search, collapsed under the answer
+            assert steps.get_attribute("open") is None
+            expect(steps).to_contain_text("search_policies")
             source = first.locator(".sources a.source")
             assert source.inner_text() == "[1] returns.md, Returns > Damaged items"
             source.click()
@@ -172,103 +169,82 @@ def test_chat_streams_cites_and_answers_from_an_uploaded_file(browser, settings,
     ]
 
 
-# --- the page and the sessions API's events ------------------------------------------------------------
-# The sessions API (POST /v1/sessions/{id}/messages, streaming llmos events) is served by
-# llmos.server.sessions_api; here the browser's requests to it are answered with those events, built
-# from llmos's own event classes, so that the page's side of that contract is tested on its own: the
-# plan and tool calls shown collapsed, a tool call the customer allows, the hand-off banner, a
-# person's reply appearing.
+# --- approvals and the hand-off, through the sessions API ---------------------------------------------
+
+tickets: list[str] = []
 
 
-def sse(*events: dict) -> str:
-    return "".join(f"id: 1:{i}\ndata: {json.dumps(e)}\n\n" for i, e in enumerate(events))
+@tool(requires_approval=True)
+def create_ticket(subject: str) -> str:
+    """Open a support ticket.
+
+    Args:
+        subject: What the ticket is about.
+    """
+    tickets.append(subject)
+    return "ticket T-1 opened"
 
 
-def first_turn_events() -> list[dict]:
-    call = ToolCall.make("escalate_to_human", {"summary": "Broken lamp, wants a person"})
-    plan = Plan.single("support", "My lamp is broken, I want a person.")
-    answer = "I have asked a colleague to take over."
-    return [
-        {"type": "turn", "session": "s1", "turn": 1, "message": {"seq": 1, "content": "hi"}},
-        PlanEvent(plan=plan, route="support").model_dump(mode="json"),
-        ToolCallEvent(agent="support", call=call, subtask="s1").model_dump(mode="json"),
-        ToolResultEvent(agent="support", call_id=call.id, name=call.name, content="escalated", subtask="s1").model_dump(mode="json"),
-        {"type": "approval", "status": "requested", "approval_id": "apr_1", "agent": "support",
-         "call": ToolCall.make("create_ticket", {"subject": "Broken lamp"}).model_dump(mode="json"),
-         "description": "Opens a support ticket", "timeout_s": 300},
-        *(TextDeltaEvent(agent="support", text=w, subtask="s1").model_dump(mode="json") for w in answer.split(" ")),
-        {"type": "final", "agent": "shop", "text": answer, "citations": [], "usage": {}},
-        {"type": "handoff", "mode": "human", "reason": "escalated", "summary": "Broken lamp", "message": "A person..."},
-    ]
-
-
-def test_the_page_shows_steps_approvals_the_handoff_banner_and_a_persons_reply(browser, settings, tmp_path):
+def test_a_tool_call_the_customer_allows_then_a_person_takes_over_and_replies(browser, settings, keys_url, tmp_path):
+    with ThreadPoolExecutor(1) as thread:
+        customer = thread.submit(make_key, keys_url, "acme").result()
+        operator = thread.submit(make_key, keys_url, "acme", role="operator").result()
+    model = ScriptedModel(
+        [json.dumps({"route": "support"}), ToolCall.make("create_ticket", {"subject": "Broken lamp"}),
+         lambda r: "Done: " + r.messages[-1].content],
+        piece_delay=0.02,
+    )
+    team = Team([Agent("support", description="Tickets.", tools=[create_ticket], model=model)], model=model, name="shop")
+    staff = {"Authorization": f"Bearer {operator}"}
     from playwright.sync_api import expect
 
-    stored = {"id": "s1", "object": "session", "title": "My lamp", "user": None, "mode": "human", "model": "echo",
-              "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z", "turns": 2, "running_turn": None}
-    person = {"seq": 4, "turn": 2, "role": "assistant", "content": "Hello, I am Ana from the shop. I will send a new lamp.",
-              "author": "ana", "citations": [], "tool_calls": [], "name": None, "created_at": "2026-01-01T00:00:00Z"}
-    said: list[str] = []
-    answers: list[dict] = []
-
-    def sessions_api(route):
-        request = route.request
-        path = request.url.split("/v1/sessions", 1)[1]
-        if request.method == "GET" and path == "":
-            return route.fulfill(json={"object": "list", "data": [stored] if said else []})
-        if request.method == "POST" and path == "":
-            return route.fulfill(status=201, json={**stored, "mode": "assistant", "turns": 0})
-        if request.method == "POST" and path == "/s1/messages":
-            said.append(json.loads(request.post_data)["content"])
-            events = first_turn_events() if len(said) == 1 else [{"type": "queued", "mode": "human", "seq": 3, "message": "..."}]
-            return route.fulfill(headers={"Content-Type": "text/event-stream"}, body=sse(*events))
-        if request.method == "POST" and path == "/s1/approvals/apr_1":
-            answers.append(json.loads(request.post_data))
-            return route.fulfill(json={"approval_id": "apr_1", "status": "approved"})
-        if request.method == "GET" and path == "/s1":
-            messages = [
-                {**person, "seq": 1, "turn": 1, "role": "user", "content": said[0], "author": None},
-                {**person, "seq": 2, "turn": 1, "content": "I have asked a colleague to take over.", "author": None},
-                {**person, "seq": 3, "turn": 2, "role": "user", "content": said[1], "author": None},
-                person,
-            ]
-            return route.fulfill(json={**stored, "messages": messages, "unanswered": []})
-        return route.fulfill(status=404, json={"error": {"message": f"unexpected {request.method} {path}"}})
-
-    agent, _ = echo_agent()
-    with serve(create_app(settings, agent)) as running:  # no key exists: the page works without one on loopback
+    with serve(create_app(settings, team)) as running:
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         try:
-            page.route(re.compile(r".*/v1/sessions(/.*)?$"), sessions_api)
             page.goto(running.url + "/")
-            page.wait_for_function("sessions.kind === 'server'")
+            page.fill("#api-key", customer)
+            page.dispatch_event("#api-key", "change")
+            page.wait_for_selector("#model option[value=shop]", state="attached")
             assert page.locator("#handoff").is_hidden()
 
-            page.fill("#prompt", "My lamp is broken, I want a person.")
+            # The tool call waits for the customer: Allow runs it, and the answer goes on.
+            page.fill("#prompt", "Open a ticket about my broken lamp")
             page.click("#send")
-            answer = page.locator("#messages > li.assistant").nth(0)
-            expect(answer.locator(".text")).to_have_text("I have asked a colleague to take over.")
-            steps = answer.locator("details.steps")
-            assert steps.get_attribute("open") is None  # collapsed until opened
-            steps.locator("summary").click()
-            expect(steps).to_contain_text("Plan: s1 support: My lamp is broken")
-            expect(steps).to_contain_text('support → escalate_to_human({"summary": "Broken lamp, wants a person"})')
-            expect(steps).to_contain_text("escalate_to_human: escalated")
-            asked = answer.locator(".approval")
-            expect(asked).to_contain_text('Opens a support ticket: create_ticket({"subject": "Broken lamp"})')
+            asked = page.locator("#messages > li.assistant .approval")
+            expect(asked).to_contain_text('create_ticket({"subject": "Broken lamp"})')
             asked.get_by_role("button", name="Allow").click()
+            answer = page.locator("#messages > li.assistant").nth(0)
+            expect(answer.locator(".text")).to_have_text("Done: ticket T-1 opened")
+            assert tickets == ["Broken lamp"]
             expect(asked.locator(".status")).to_have_text("approved")
-            assert answers == [{"approve": True}]
+
+            # The plan and the tool call, collapsed under the answer.
+            steps = answer.locator("details.steps")
+            assert steps.get_attribute("open") is None
+            steps.locator("summary").click()
+            expect(steps).to_contain_text("Plan: s1 support: Open a ticket about my broken lamp")
+            expect(steps).to_contain_text('support → create_ticket({"subject": "Broken lamp"})')
+            expect(steps).to_contain_text("create_ticket: ticket T-1 opened")
+
+            # A person takes over: the next message is queued for them, the banner shows, their reply appears.
+            (session,) = httpx.get(running.v1 + "/sessions", headers={"Authorization": f"Bearer {customer}"}).json()["data"]
+            r = httpx.post(f"{running.v1}/operator/sessions/{session['id']}/takeover", headers=staff, json={})
+            assert r.status_code == 200
+            page.fill("#prompt", "Hello? Is anyone there?")
+            page.click("#send")
             expect(page.locator("#handoff")).to_be_visible()
             expect(page.locator("#handoff")).to_contain_text("A person has taken over")
-
-            page.fill("#prompt", "Thank you, I will wait.")
-            page.click("#send")
+            r = httpx.post(f"{running.v1}/operator/sessions/{session['id']}/messages", headers=staff,
+                           json={"content": "Hello, I am Ana from the shop. A new lamp is on its way."})
+            assert r.status_code == 201
             expect(page.locator("#messages > li.operator")).to_contain_text("I am Ana from the shop", timeout=15_000)
-            assert page.locator("#messages > li.assistant").count() == 1  # the assistant stayed silent
-            expect(page.locator("#handoff")).to_be_visible()
+            expect(page.locator("#messages > li.assistant")).to_have_count(1)  # the assistant stayed silent
             page.screenshot(path=str(tmp_path / "handoff.png"), full_page=True)
+
+            # Handed back: the banner goes.
+            assert httpx.post(f"{running.v1}/operator/sessions/{session['id']}/handback", headers=staff, json={}).status_code == 200
+            page.click("#sessions li button.open")
+            expect(page.locator("#handoff")).to_be_hidden()
         finally:
             page.close()
     print(f"screenshot: {tmp_path / 'handoff.png'}")

@@ -54,63 +54,9 @@ async function* sseData(response) {
   }
 }
 
-// Two ways to keep conversations, one interface (list, get, create, remove, save, stream):
-// - ServerSessions: the server's sessions API (/v1/sessions); a turn sends only the new message and
-//   reads llmos's events as they are.
-// - LocalSessions: conversations kept in this browser; a turn sends the whole conversation to the
-//   OpenAI-compatible endpoint, whose chunks become text_delta and final events.
-// The page uses the server's when it has them (GET /v1/sessions is a route there).
-
-const LocalSessions = {
-  kind: "local",
-  all() {
-    return JSON.parse(localStorage.getItem("llmos.sessions") || "[]");
-  },
-  async list() {
-    return this.all();
-  },
-  async get(id) {
-    return this.all().find((s) => s.id === id);
-  },
-  async save(session) {
-    const others = this.all().filter((s) => s.id !== session.id);
-    localStorage.setItem("llmos.sessions", JSON.stringify([session, ...others].slice(0, 50)));
-  },
-  async remove(id) {
-    localStorage.setItem("llmos.sessions", JSON.stringify(this.all().filter((s) => s.id !== id)));
-  },
-  create() {
-    const id = Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
-    return { id, title: "New conversation", messages: [], mode: "assistant" };
-  },
-  // session.messages already ends with the new user message.
-  async stream(session, text, onEvent) {
-    const messages = session.messages
-      .filter((m) => m.role === "user" || m.role === "assistant")
-      .map((m) => ({ role: m.role, content: m.content }));
-    const response = await api("/v1/chat/completions", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ model: $("model").value, messages, stream: true }),
-    });
-    let answer = "";
-    for await (const data of sseData(response)) {
-      if (data === "[DONE]") break;
-      const chunk = JSON.parse(data);
-      if (chunk.error) return onEvent({ type: "error", message: chunk.error.message });
-      const choice = (chunk.choices || [])[0];
-      if (!choice) continue;
-      if (choice.delta && choice.delta.content) {
-        answer += choice.delta.content;
-        onEvent({ type: "text_delta", text: choice.delta.content });
-      }
-      if (choice.finish_reason) onEvent({ type: "final", text: answer });
-    }
-  },
-};
-
-const ServerSessions = {
-  kind: "server",
+// Conversations are the server's sessions (/v1/sessions): a turn sends only the new message and
+// reads llmos's events as they come.
+const Sessions = {
   async list() {
     const { data } = await (await api("/v1/sessions")).json();
     return data.map((s) => ({ id: s.id, title: s.title || "Conversation", mode: s.mode }));
@@ -119,7 +65,6 @@ const ServerSessions = {
     const found = await (await api("/v1/sessions/" + encodeURIComponent(id))).json();
     return { id, title: found.title || "Conversation", mode: found.mode, messages: fromServer(found.messages) };
   },
-  async save() {}, // the server keeps every message
   async remove(id) {
     await api("/v1/sessions/" + encodeURIComponent(id), { method: "DELETE" });
   },
@@ -152,11 +97,6 @@ function fromServer(messages) {
     } else if (m.role === "user") shown.push({ role: "user", content: m.content || "" });
   }
   return shown;
-}
-
-async function chooseSessions() {
-  const response = await fetch("/v1/sessions", { headers: authHeaders() });
-  return response.status === 404 ? LocalSessions : ServerSessions;
 }
 
 // --- showing an answer ---------------------------------------------------------------------
@@ -294,8 +234,7 @@ function describe(event) {
 
 // --- the page ------------------------------------------------------------------------------
 
-let sessions = LocalSessions;
-let current = sessions.create();
+let current = Sessions.create();
 
 // "human": a person answers this conversation; "assistant": the assistant does.
 function showMode(mode) {
@@ -330,7 +269,7 @@ async function send(text) {
   let answer = null;
   $("send").disabled = true;
   try {
-    await sessions.stream(session, text, (event) => {
+    await Sessions.stream(session, text, (event) => {
       if (event.mode) showMode(event.mode);
       if (event.type === "text_delta") view.append(event.text);
       else if (event.type === "final") answer = event.text;
@@ -354,7 +293,6 @@ async function send(text) {
   } else if (quiet) {
     view.node.remove();
   }
-  await sessions.save(session);
   await showSessions();
 }
 
@@ -370,16 +308,16 @@ async function open(session) {
 async function showSessions() {
   let listed = [];
   try {
-    listed = await sessions.list();
+    listed = await Sessions.list();
   } catch (err) {
     showError(err.message);
   }
   const items = listed.map((s) =>
     element("li", { class: s.id === current.id ? "current" : "" },
-      element("button", { type: "button", class: "open", title: s.title, onclick: async () => open(await sessions.get(s.id)) }, s.title),
+      element("button", { type: "button", class: "open", title: s.title, onclick: async () => open(await Sessions.get(s.id)) }, s.title),
       element("button", { type: "button", "aria-label": "Delete " + s.title, onclick: async () => {
-        await sessions.remove(s.id);
-        if (s.id === current.id) await open(sessions.create());
+        await Sessions.remove(s.id);
+        if (s.id === current.id) await open(Sessions.create());
         else await showSessions();
       } }, "×")));
   $("sessions").replaceChildren(...items);
@@ -447,9 +385,9 @@ async function showModels() {
 // While a person answers, their replies arrive in the stored session: look for them now and then.
 const FOLLOW_MS = 4000;
 async function followPerson() {
-  if (sessions.kind !== "server" || !current.id || current.mode !== "human" || $("send").disabled) return;
+  if (!current.id || current.mode !== "human" || $("send").disabled) return;
   try {
-    const fresh = await sessions.get(current.id);
+    const fresh = await Sessions.get(current.id);
     if (fresh.messages.length !== current.messages.length || fresh.mode !== current.mode) await open(fresh);
   } catch {
     // the next look will tell; an error banner for a background check would only distract
@@ -479,16 +417,12 @@ function start() {
       $("composer").requestSubmit();
     }
   });
-  $("new-session").addEventListener("click", () => open(sessions.create()));
+  $("new-session").addEventListener("click", () => open(Sessions.create()));
   $("upload").addEventListener("submit", upload);
   showModels();
   showDocuments();
   setInterval(followPerson, FOLLOW_MS);
-  chooseSessions().then((chosen) => {
-    sessions = chosen;
-    current = sessions.create();
-    showSessions();
-  });
+  showSessions();
 }
 
 start();
