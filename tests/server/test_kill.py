@@ -1,5 +1,8 @@
 """`llmos serve` killed with SIGKILL while 50 chats are in flight, then started again on the same database.
 
+On one machine's deployment (SQLite sessions, no keys) and on the one past it (sessions and
+API keys in PostgreSQL, every request with a key).
+
 Every message the server acknowledged (its client got the first event of the answer stream,
 sent after the message is committed) is in its session; no answer that was being written when
 the server died reads as complete (its turn is listed as unanswered, with no assistant message);
@@ -28,10 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 from llmos.agents import Agent
 from llmos.llm import AssistantMessage, ChatModel, ChatRequest, ChatResponse, TextDelta, Usage
 from llmos.memory import SQLSessionStore
+from llmos.memory.testing import TempPostgres
+from tests.server.conftest import make_key
 
 ROOT = Path(__file__).resolve().parents[2]
 CHATS = 50
@@ -171,10 +177,39 @@ async def follow(client: httpx.AsyncClient, chat: Chat, progress: Progress) -> N
         pass  # the server was killed
 
 
-async def until_killed(url: str, chats: list[Chat], kill) -> None:
+@dataclass
+class Deployment:
+    env: dict[str, str]  # the server's settings
+    headers: dict[str, str]  # what every request carries
+    tenant: str
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def deployment(request, tmp_path) -> Iterator[Deployment]:
+    if request.param == "sqlite":  # one machine: nothing to configure but the file
+        yield Deployment(
+            {"LLMOS_MEMORY_URL": f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}",
+             "LLMOS_SERVER_KEYS_URL": f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"},
+            {}, "local",
+        )
+        return
+    server = TempPostgres(settings={"fsync": "off"})  # llmos is killed here, never PostgreSQL
+    try:
+        server.start()
+        url = server.create_database("kill")
+        secret = make_key(url, "acme", user="C001")
+        yield Deployment(
+            {"LLMOS_MEMORY_URL": url, "LLMOS_SERVER_KEYS_URL": url}, {"Authorization": f"Bearer {secret}"}, "acme"
+        )
+    finally:
+        server.stop()
+
+
+async def until_killed(url: str, headers: dict[str, str], chats: list[Chat], kill) -> None:
     """Create the sessions, start every chat at once, kill the server when the counts are reached."""
     limits = httpx.Limits(max_connections=CHATS + 10, max_keepalive_connections=CHATS + 10)
-    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(120, connect=30), limits=limits) as client:
+    timeout = httpx.Timeout(120, connect=30)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout, limits=limits) as client:
         for chat in chats:
             r = await client.post("/v1/sessions", json={"id": chat.session})
             assert r.status_code == 201, r.text
@@ -183,6 +218,9 @@ async def until_killed(url: str, chats: list[Chat], kill) -> None:
         deadline = time.monotonic() + SAFETY_S
         while not progress.kill_now():
             assert time.monotonic() < deadline, f"no progress: {sum(c.acknowledged for c in chats)} acknowledged"
+            for task in tasks:
+                if task.done() and task.exception() is not None:
+                    raise task.exception()  # a chat failed before the kill: no need to wait for the rest
             progress.changed.clear()
             try:
                 await asyncio.wait_for(progress.changed.wait(), 5)
@@ -192,9 +230,10 @@ async def until_killed(url: str, chats: list[Chat], kill) -> None:
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
 
 
-async def next_turns(url: str, chats: list[Chat]) -> dict[str, dict]:
+async def next_turns(url: str, headers: dict[str, str], chats: list[Chat]) -> dict[str, dict]:
     """After the restart: a new message to every session, at once; then each session as a client reads it."""
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=httpx.Limits(max_connections=CHATS + 10)) as client:
+    limits = httpx.Limits(max_connections=CHATS + 10)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as client:
 
         async def again(chat: Chat) -> str:
             async with client.stream(
@@ -215,14 +254,12 @@ async def next_turns(url: str, chats: list[Chat]) -> dict[str, dict]:
         return details
 
 
-def test_a_killed_server_keeps_every_acknowledged_message_and_no_half_answer(tmp_path):
-    database = tmp_path / "sessions.db"
+def test_a_killed_server_keeps_every_acknowledged_message_and_no_half_answer(tmp_path, deployment):
     env = {
         **os.environ,
+        **deployment.env,
         "PYTHONPATH": str(ROOT),
         "LLMOS_HOME": str(tmp_path / "home"),
-        "LLMOS_MEMORY_URL": f"sqlite+aiosqlite:///{database}",
-        "LLMOS_SERVER_KEYS_URL": f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}",
         "LLMOS_SERVER_RATE_LIMIT_PER_MINUTE": "0",
         "LLMOS_SERVER_REMEMBER_FACTS": "false",  # facts would be extracted by the test's model
     }
@@ -233,7 +270,7 @@ def test_a_killed_server_keeps_every_acknowledged_message_and_no_half_answer(tmp
     ]
 
     with llmos_serve(env, log) as (process, url):
-        asyncio.run(until_killed(url, chats, lambda: os.kill(process.pid, signal.SIGKILL)))
+        asyncio.run(until_killed(url, deployment.headers, chats, lambda: os.kill(process.pid, signal.SIGKILL)))
         assert process.wait(timeout=30) == -signal.SIGKILL
 
     long_chats = [c for c in chats if c.long]
@@ -243,7 +280,7 @@ def test_a_killed_server_keeps_every_acknowledged_message_and_no_half_answer(tmp
     assert all(c.answer == answer_to(c.text) for c in short_chats)
 
     with llmos_serve(env, log) as (process, url):
-        details = asyncio.run(next_turns(url, chats))
+        details = asyncio.run(next_turns(url, deployment.headers, chats))
         os.kill(process.pid, signal.SIGTERM)  # a graceful stop this time (uvicorn re-raises the signal once stopped)
         assert process.wait(timeout=60) in (0, -signal.SIGTERM), log.read_text()[-3000:]
         assert "Application shutdown complete" in log.read_text()
@@ -262,7 +299,7 @@ def test_a_killed_server_keeps_every_acknowledged_message_and_no_half_answer(tmp
     async def stored() -> dict[str, list]:
         store = SQLSessionStore(env["LLMOS_MEMORY_URL"])
         try:
-            return {c.session: await store.turns(c.session, tenant="local") for c in chats}
+            return {c.session: await store.turns(c.session, tenant=deployment.tenant) for c in chats}
         finally:
             await store.close()
 
