@@ -45,6 +45,7 @@ bench: models vllm postgres
 	$(PY) -m bench.memory
 	$(PY) -m bench.fuzz
 	$(PY) -m bench.demo
+	$(PY) -m bench.server
 
 clean:
 	rm -rf $(VENV) .venv-vllm .pytest_cache

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
         "wait", description="A message for a session whose turn is running: wait for it, or refuse at once."
     )
     memory_lock_timeout: float = Field(30.0, gt=0, description="Seconds a message waits for its session's lock.")
+    memory_max_connections: int = Field(
+        100, ge=2, description="PostgreSQL: most connections one process opens; each running turn holds one (its lock)."
+    )
 
 
 @lru_cache(maxsize=1)

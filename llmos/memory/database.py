@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from llmos.errors import DatabaseUnavailableError, DatabaseURLError
@@ -65,10 +66,12 @@ def shown(url: URL | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def create_engine(url: URL, *, timeout_s: float) -> AsyncEngine:
+def create_engine(url: URL, *, timeout_s: float, max_connections: int = 100) -> AsyncEngine:
     """An async engine; on SQLite, WAL, full fsync at commit, foreign keys, and BEGIN IMMEDIATE.
 
     timeout_s: how long a statement waits for a locked SQLite file, or for a PostgreSQL connection.
+    max_connections: PostgreSQL: the pool's limit. Each running turn holds a connection for its
+        session's advisory lock, so this bounds the turns one process runs at once.
     """
     try:
         if url.get_backend_name() == "sqlite":
@@ -77,8 +80,10 @@ def create_engine(url: URL, *, timeout_s: float) -> AsyncEngine:
             _sqlite_setup(engine)
             return engine
         args = {"connect_timeout": max(2, round(timeout_s))} if url.drivername == "postgresql+psycopg" else {}
+        kept = min(10, max_connections)  # opened on demand up to max_connections, 10 kept open when idle
         return create_async_engine(
-            url, connect_args=args, pool_size=10, max_overflow=30, pool_pre_ping=True, pool_timeout=timeout_s
+            url, connect_args=args, pool_size=kept, max_overflow=max_connections - kept, pool_pre_ping=True,
+            pool_timeout=timeout_s,
         )
     except NoSuchModuleError:
         raise DatabaseURLError(f"No driver for {shown(url)}. " + _URL_HELP) from None
@@ -141,3 +146,9 @@ async def translated_errors(url: URL) -> AsyncIterator[None]:
         raise
     except OSError as exc:  # e.g. the connection refused before the driver wrapped it
         raise DatabaseUnavailableError(f"The session database {shown(url)} cannot be reached: {exc}.") from None
+    except PoolTimeoutError:
+        raise DatabaseUnavailableError(
+            f"Every connection of this process to the session database {shown(url)} is in use (each running turn "
+            "holds one for its session's lock). Raise LLMOS_MEMORY_MAX_CONNECTIONS (and PostgreSQL's "
+            "max_connections to match), or spread the load over more processes."
+        ) from None

@@ -85,7 +85,7 @@ class SQLSessionStore(SessionStore):
         settings = get_settings()
         self.url = parse_url(url or settings.memory_url or default_url(settings.home))
         self.database = shown(self.url)
-        self.engine = create_engine(self.url, timeout_s=timeout_s)
+        self.engine = create_engine(self.url, timeout_s=timeout_s, max_connections=settings.memory_max_connections)
         self.postgres = self.url.get_backend_name() == "postgresql"
         on_busy = on_busy or settings.memory_on_busy
         lock_timeout_s = settings.memory_lock_timeout if lock_timeout_s is None else lock_timeout_s
@@ -337,7 +337,8 @@ class SQLSessionStore(SessionStore):
             raise ConfigError(f"A turn begins with the user's message, not a '{entry.message.role}' message.")
         async with self._transaction() as connection:
             key = (await self._session_row(connection, session, tenant)).key
-        lock = await self.locks.acquire(key, f"Session '{session}' of tenant '{tenant}'")
+        async with translated_errors(self.url):  # a lock takes a connection of its own
+            lock = await self.locks.acquire(key, f"Session '{session}' of tenant '{tenant}'")
         try:
             now = _now()
             async with self._transaction() as connection:
@@ -371,7 +372,8 @@ class SQLSessionStore(SessionStore):
             turn = await self._turn(connection, turn_id)
             key = (await self._session_row(connection, turn.session, turn.tenant)).key
         _check_open(turn)
-        lock = await self.locks.acquire(key, f"Session '{turn.session}' of tenant '{turn.tenant}'")
+        async with translated_errors(self.url):  # a lock takes a connection of its own
+            lock = await self.locks.acquire(key, f"Session '{turn.session}' of tenant '{turn.tenant}'")
         try:
             async with self._transaction() as connection:
                 _check_open(await self._turn(connection, turn_id))  # its first run may have finished meanwhile
@@ -443,7 +445,8 @@ class SQLSessionStore(SessionStore):
         entries = [as_entry(m) for m in messages]
         async with self._transaction() as connection:
             key = (await self._session_row(connection, session, tenant)).key
-        lock = await self.locks.acquire(key, f"Session '{session}' of tenant '{tenant}'")
+        async with translated_errors(self.url):  # a lock takes a connection of its own
+            lock = await self.locks.acquire(key, f"Session '{session}' of tenant '{tenant}'")
         try:
             now = _now()
             async with self._transaction() as connection:
