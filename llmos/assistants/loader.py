@@ -179,11 +179,14 @@ class _Builder:
 
     def analysis(self, s: SpecialistSpec, company: str) -> Agent:
         from llmos.agents.specialists.analysis import SpikeSettings, TextAnalyst, analysis_agent, analysis_tools, load_texts
+        from llmos.classifiers import load_classifier
 
         tools = self.tools(s)
         if s.texts is not None:
             texts = load_texts(self.base / s.texts, subject_column=s.subject_column)
-            analyst = TextAnalyst(texts, self.embedder_(), charts_dir=self.root / "charts", spike=SpikeSettings(**s.spike))
+            trained = {field: load_classifier(ref, self.home, self.base)
+                       for field, ref in (("sentiment", s.sentiment_classifier), ("topic", s.topic_classifier)) if ref}
+            analyst = TextAnalyst(texts, self.embedder_(), charts_dir=self.root / "charts", spike=SpikeSettings(**s.spike), **trained)
             tools = [*analysis_tools(analyst), *tools]
         return analysis_agent(tools=tools, company=company, **self.common(s))
 

@@ -88,6 +88,11 @@ class SpecialistSpec(_Strict):
     texts: Path | None = Field(None, description="CSV of dated texts (columns id, date, text[, subject]).")
     subject_column: str | None = None
     spike: dict[str, float] = Field(default_factory=dict, description="Spike thresholds (see SpikeSettings).")
+    sentiment_classifier: str | None = Field(
+        None, description="A trained classifier (labels negative, neutral, positive): a folder relative to this file, "
+        "or a name under LLMOS_HOME/classifiers (NAME or NAME@vN). Default: the shipped sentiment model.")
+    topic_classifier: str | None = Field(None, description="A trained topic classifier, named the same way. Default: "
+                                         "the nearest of the shipped topic descriptions.")
 
 
 class TeamSettings(_Strict):
@@ -198,6 +203,13 @@ def _semantic_problems(data: dict[str, Any], base: Path) -> list[str]:
             problems.append(f"{where}: a recommendation specialist needs catalog = \"items.csv\" (or tools).")
         if s.get("kind") == "analysis" and s.get("texts") is None and not s.get("tools"):
             problems.append(f"{where}: an analysis specialist needs texts = \"texts.csv\" (or tools).")
+        for field in ("sentiment_classifier", "topic_classifier"):
+            value = s.get(field)
+            # A folder is checked here; a name is looked up when the assistant loads (under its LLMOS_HOME).
+            if isinstance(value, str) and ("/" in value or value.startswith(".")) and not (base / value / "manifest.json").is_file() \
+                    and not any((base / value).glob("v*/manifest.json")):
+                problems.append(f"{where}.{field}: no saved classifier in {base / value}; write the folder of one "
+                                "(`llmos train classifier --out`) relative to the assistant file, or a classifier's name.")
         if isinstance(s.get("spike"), dict):
             from llmos.agents.specialists.analysis import SpikeSettings
 
