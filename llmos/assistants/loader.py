@@ -82,7 +82,18 @@ class _Builder:
         t = self.spec.team
         return Team(agents, model=self.model, planner_instructions=t.planner_instructions, planner_example=t.planner_example,
                     budget=Budget(max_steps=t.max_steps, max_seconds=t.max_seconds), route=t.route,
-                    subtask_timeout=t.subtask_timeout)
+                    subtask_timeout=t.subtask_timeout, router=self.router())
+
+    def router(self):
+        """The team's IntentRouter when the file names an intent classifier, else None (the model routes)."""
+        t = self.spec.team
+        if t.intent_classifier is None:
+            return None
+        from llmos.agents.intent_router import IntentRouter
+        from llmos.classifiers import load_classifier
+
+        return IntentRouter(load_classifier(t.intent_classifier, self.home, self.base), threshold=t.intent_threshold,
+                            routes=t.intent_routes)
 
     # --- pieces ---
 

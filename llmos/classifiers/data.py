@@ -60,6 +60,15 @@ class LabelledTexts(BaseModel):
         train, valid = train_test_split(list(range(len(self))), test_size=n_valid, stratify=self.labels, random_state=seed)
         return self.subset(sorted(train)), self.subset(sorted(valid))
 
+    def sample(self, n: int, seed: int = 0) -> LabelledTexts:
+        """`n` rows drawn at random with the labels' shares kept (all rows when there are no more than `n`)."""
+        if n >= len(self):
+            return self
+        from sklearn.model_selection import train_test_split
+
+        chosen, _ = train_test_split(list(range(len(self))), train_size=n, stratify=self.labels, random_state=seed)
+        return self.subset(sorted(chosen))
+
     def per_label(self, n: int, seed: int = 0) -> LabelledTexts:
         """At most `n` examples of each label, drawn at random (a few-shot training set)."""
         import random

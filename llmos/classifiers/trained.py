@@ -15,7 +15,6 @@ changed encoder is an error rather than silently wrong predictions.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import threading
