@@ -316,3 +316,25 @@ def test_an_assistant_file_names_a_trained_classifier(frozen, tmp_path):
     bad.write_text(good.read_text().replace("models/topics", "models/nothing"))
     _, problems = check_file(bad)
     assert len(problems) == 1 and "topic_classifier: no saved classifier in" in problems[0]
+
+
+async def test_an_assistant_file_routes_by_a_trained_intent_classifier(frozen, embedder, tmp_path):
+    from llmos.agents.intent_router import IntentRouter
+    from llmos.assistants import check_file, load_assistant
+    from tests.scripted import ScriptedModel
+
+    frozen.path = None
+    frozen.save(tmp_path / "intents")
+    path = tmp_path / "a.toml"
+    path.write_text('name = "Forecasts"\n[team]\nintent_classifier = "./intents"\nintent_threshold = 0.5\n'
+                    'intent_routes = {weather = "forecast"}\n'
+                    '[[specialists]]\nname = "forecast"\nkind = "custom"\n[[specialists]]\nname = "chef"\nkind = "custom"\n')
+    model = ScriptedModel(["Snow tomorrow."])
+    assistant = load_assistant(path, model=model, home=tmp_path / "home", embedder=embedder)
+    assert isinstance(assistant.team.router, IntentRouter) and assistant.team.router.threshold == 0.5
+    result = await assistant.team.run("Snowstorms will close the roads tomorrow.")
+    assert result.route == "forecast" and result.text == "Snow tomorrow."
+    assert len(model.requests) == 1 and model.requests[0].output_schema is None  # the specialist's call; no routing call
+    path.write_text(path.read_text().replace("./intents", "./nothing"))
+    _, problems = check_file(path)
+    assert len(problems) == 1 and "team.intent_classifier: no saved classifier in" in problems[0]
