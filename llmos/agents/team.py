@@ -15,7 +15,8 @@
 
 What one goal costs in model calls:
 
-- one routing call (small, constrained to the specialists' names, "plan" or "direct");
+- one routing call (small, constrained to the specialists' names, "plan" or "direct"), none
+  when a trained intent classifier (`router=IntentRouter(...)`) is confident;
 - small talk ("direct"): one more call, the planner's reply;
 - one intent (a specialist's name): that specialist's calls; its answer is the team's answer;
 - several intents ("plan"): one planning call (plus a repair call per invalid plan, at most
@@ -57,6 +58,7 @@ from llmos.llm.model import ChatModel
 from llmos.tools.context import RunContext
 
 if TYPE_CHECKING:
+    from llmos.agents.intent_router import IntentRouter
     from llmos.memory.conversation import Memory
 
 _END = object()  # marks the end of a run's event queue
@@ -93,6 +95,8 @@ class Team:
     planner_example: the planner's example plan (default: a travel request); a concrete one from
         the team's own domain helps small models most.
     route: make the routing call (the short road); False always plans.
+    router: an IntentRouter (a trained intent classifier) asked first; when it is confident, the
+        routing call is skipped. Default: none, the model routes.
     subtask_timeout, retries: per attempt of a subtask; retried are timeouts and lost connections.
     max_replans: re-plans of the work left after a subtask failed (0: skip its dependents and report).
     memory: where runs with `session=` keep their conversation (llmos.memory.Memory).
@@ -114,6 +118,7 @@ class Team:
         max_subtasks: int = MAX_SUBTASKS,
         name: str = "team",
         memory: Memory | None = None,
+        router: IntentRouter | None = None,
     ) -> None:
         if not specialists:
             raise AgentError("A team needs at least one specialist Agent.")
@@ -136,6 +141,7 @@ class Team:
         self.max_subtasks = max_subtasks
         self.name = name
         self.memory = memory
+        self.router = router
 
     @property
     def model(self) -> ChatModel:
@@ -282,7 +288,9 @@ class Team:
                 **fields,
             )
 
-        route = await planner.route(goal, history) if self.route else "plan"
+        route = await self.router.achoose(goal, {*(a.name for a in self.specialists), *ROUTES}) if self.router else None
+        if route is None:
+            route = await planner.route(goal, history) if self.route else "plan"
         if route == "direct":
             return finish(route, await planner.reply(goal, history, say))
         plan = Plan.single(route, goal) if route != "plan" else await planner.plan(goal, history)

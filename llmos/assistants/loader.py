@@ -82,7 +82,18 @@ class _Builder:
         t = self.spec.team
         return Team(agents, model=self.model, planner_instructions=t.planner_instructions, planner_example=t.planner_example,
                     budget=Budget(max_steps=t.max_steps, max_seconds=t.max_seconds), route=t.route,
-                    subtask_timeout=t.subtask_timeout)
+                    subtask_timeout=t.subtask_timeout, router=self.router())
+
+    def router(self):
+        """The team's IntentRouter when the file names an intent classifier, else None (the model routes)."""
+        t = self.spec.team
+        if t.intent_classifier is None:
+            return None
+        from llmos.agents.intent_router import IntentRouter
+        from llmos.classifiers import load_classifier
+
+        return IntentRouter(load_classifier(t.intent_classifier, self.home, self.base), threshold=t.intent_threshold,
+                            routes=t.intent_routes)
 
     # --- pieces ---
 
@@ -184,11 +195,14 @@ class _Builder:
 
     def analysis(self, s: SpecialistSpec, company: str) -> Agent:
         from llmos.agents.specialists.analysis import SpikeSettings, TextAnalyst, analysis_agent, analysis_tools, load_texts
+        from llmos.classifiers import load_classifier
 
         tools = self.tools(s)
         if s.texts is not None:
             texts = load_texts(self.base / s.texts, subject_column=s.subject_column)
-            analyst = TextAnalyst(texts, self.embedder_(), charts_dir=self.root / "charts", spike=SpikeSettings(**s.spike))
+            trained = {field: load_classifier(ref, self.home, self.base)
+                       for field, ref in (("sentiment", s.sentiment_classifier), ("topic", s.topic_classifier)) if ref}
+            analyst = TextAnalyst(texts, self.embedder_(), charts_dir=self.root / "charts", spike=SpikeSettings(**s.spike), **trained)
             tools = [*analysis_tools(analyst), *tools]
         return analysis_agent(tools=tools, company=company, **self.common(s))
 

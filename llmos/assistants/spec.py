@@ -92,6 +92,11 @@ class SpecialistSpec(_Strict):
     texts: Path | None = Field(None, description="CSV of dated texts (columns id, date, text[, subject]).")
     subject_column: str | None = None
     spike: dict[str, float] = Field(default_factory=dict, description="Spike thresholds (see SpikeSettings).")
+    sentiment_classifier: str | None = Field(
+        None, description="A trained classifier (labels negative, neutral, positive): a folder relative to this file, "
+        "or a name under LLMOS_HOME/classifiers (NAME or NAME@vN). Default: the shipped sentiment model.")
+    topic_classifier: str | None = Field(None, description="A trained topic classifier, named the same way. Default: "
+                                         "the nearest of the shipped topic descriptions.")
 
 
 class TeamSettings(_Strict):
@@ -101,6 +106,12 @@ class TeamSettings(_Strict):
     max_steps: int = Field(40, ge=1)
     max_seconds: float | None = Field(None, gt=0)
     subtask_timeout: float | None = Field(300.0, gt=0)
+    intent_classifier: str | None = Field(
+        None, description="A trained intent classifier asked before the routing call (a folder relative to this file, "
+        "or a name under LLMOS_HOME/classifiers); when confident, the model's routing call is skipped.")
+    intent_threshold: float = Field(0.9, gt=0, le=1, description="The probability the intent classifier needs to route alone.")
+    intent_routes: dict[str, str] = Field(
+        default_factory=dict, description="Intent label -> specialist name, 'plan' or 'direct' (default: the label itself).")
 
 
 class AssistantSpec(_Strict):
@@ -204,6 +215,8 @@ def _semantic_problems(data: dict[str, Any], base: Path) -> list[str]:
             problems.append(f"{where}: a recommendation specialist needs catalog = \"items.csv\" (or tools).")
         if s.get("kind") == "analysis" and s.get("texts") is None and not s.get("tools"):
             problems.append(f"{where}: an analysis specialist needs texts = \"texts.csv\" (or tools).")
+        for field in ("sentiment_classifier", "topic_classifier"):
+            problems += _classifier_problem(f"{where}.{field}", s.get(field), base)
         if isinstance(s.get("spike"), dict):
             from llmos.agents.specialists.analysis import SpikeSettings
 
@@ -212,6 +225,8 @@ def _semantic_problems(data: dict[str, Any], base: Path) -> list[str]:
             except (ValidationError, TypeError) as exc:
                 errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else [{"loc": (), "msg": str(exc), "type": "", "input": None}]
                 problems += [f"{where}.spike.{_where(e['loc'], None)}: {_message(e)}" for e in errors]
+    team = data.get("team") if isinstance(data.get("team"), dict) else {}
+    problems += _classifier_problem("team.intent_classifier", team.get("intent_classifier"), base)
     guidelines = data.get("guidelines") if isinstance(data.get("guidelines"), list) else []
     for n, g in enumerate(guidelines):
         unknown = [x for x in (g.get("specialists") or []) if x not in names] if isinstance(g, dict) else []
@@ -219,6 +234,18 @@ def _semantic_problems(data: dict[str, Any], base: Path) -> list[str]:
             problems.append(f"guidelines[{n}].specialists: no specialist named {', '.join(map(str, unknown))}; "
                             f"use one of {', '.join(map(str, names))}.")
     return problems
+
+
+def _classifier_problem(where: str, value: Any, base: Path) -> list[str]:
+    """A classifier given as a folder must hold a saved one; a name is looked up when the assistant loads (under its
+    LLMOS_HOME)."""
+    if not isinstance(value, str) or not ("/" in value or value.startswith(".")):
+        return []
+    folder = base / value
+    if (folder / "manifest.json").is_file() or any(folder.glob("v*/manifest.json")):
+        return []
+    return [f"{where}: no saved classifier in {folder}; write the folder of one (`llmos train classifier --out`) "
+            "relative to the assistant file, or a classifier's name."]
 
 
 def _import_problem(where: str, target: str, base: Path) -> list[str]:

@@ -19,8 +19,11 @@ the detector's thresholds, are settings (`SpikeSettings`).
     analyst = TextAnalyst(texts, embedder, charts_dir=Path("charts"), spike=SpikeSettings(z_threshold=3))
     agent = analysis_agent(analyst, company="Acme Lamps")
 
-The classifier is pluggable: give `TextAnalyst(classifier=...)` any object with
-`classify(texts) -> list[TextLabel]`, e.g. a SentimentClassifier trained on your own seed file.
+The classifiers are pluggable: `TextAnalyst(sentiment=..., topic=...)` takes any Classifier
+(llmos.classifiers: `labels` and `predict_proba`), e.g. one trained with `llmos train classifier`
+on your own labelled texts; `TextAnalyst(classifier=...)` takes any object with
+`classify(texts) -> list[TextLabel]`. LLMOS_SENTIMENT_CLASSIFIER / LLMOS_TOPIC_CLASSIFIER, or
+`sentiment_classifier` / `topic_classifier` in an assistant file, name trained ones.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from llmos.agents.agent import Agent, Budget
-from llmos.errors import InvalidDataError
+from llmos.classifiers.base import Classifier, predict_labels
+from llmos.errors import ClassifierError, InvalidDataError
 from llmos.knowledge import Embedder
 from llmos.llm.model import ChatModel
 from llmos.tools import Tool, tool
@@ -60,6 +64,7 @@ ANALYSIS_INSTRUCTIONS_TEMPLATE = (
 )
 
 Sentiment = Literal["negative", "neutral", "positive"]
+SENTIMENTS = ("negative", "neutral", "positive")
 Period = Literal["week", "month"]
 SEED_FILE = Path(__file__).parent / "data" / "sentiment_seed.csv"
 TOPICS = {
@@ -161,40 +166,88 @@ class CsvStats(BaseModel):
 # --- the classifier -----------------------------------------------------------------------------
 
 
-class SentimentClassifier:
-    """Logistic regression on sentence embeddings, plus the nearest topic description."""
+class SeedSentimentModel:
+    """The shipped sentiment model: logistic regression over the MiniLM embedding plus VADER's four scores,
+    fitted on the seed sentences. A Classifier (labels, predict_proba), so it can be evaluated like a trained one."""
 
-    def __init__(self, embedder: Embedder, seed_file: Path = SEED_FILE, topics: dict[str, str] | None = None) -> None:
+    def __init__(self, embedder: Embedder, seed_file: Path = SEED_FILE) -> None:
         from sklearn.linear_model import LogisticRegression
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         with open(seed_file, newline="") as f:
             rows = list(csv.DictReader(f))
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
         self.embedder = embedder
         self.vader = SentimentIntensityAnalyzer()
         texts = [r["text"] for r in rows]
         # C=10: the seed set is small and clean; weaker regularisation fits it better (chosen on the demo reviews).
         self.model = LogisticRegression(C=10.0, max_iter=2000)
-        self.model.fit(self._features(texts, embedder.embed_documents(texts)), [r["label"] for r in rows])
-        topics = topics or TOPICS
-        self.topics = list(topics)
-        self.topic_vectors = embedder.embed_documents(list(topics.values()))
+        self.model.fit(self.features(texts, embedder.embed_documents(texts)), [r["label"] for r in rows])
 
-    def _features(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
+    @property
+    def labels(self) -> list[str]:
+        return [str(c) for c in self.model.classes_]
+
+    def features(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
         lexicon = [[self.vader.polarity_scores(t)[k] for k in ("neg", "neu", "pos", "compound")] for t in texts]
         return np.hstack([vectors, np.asarray(lexicon, dtype=np.float32)])
+
+    def predict_proba(self, texts: list[str], vectors: np.ndarray | None = None) -> np.ndarray:
+        vectors = self.embedder.embed_documents(texts) if vectors is None else vectors
+        return self.model.predict_proba(self.features(texts, vectors))
+
+
+class SentimentClassifier:
+    """Sentiment and topic of each text.
+
+    sentiment: a Classifier whose labels are among negative, neutral, positive (default: the shipped
+        SeedSentimentModel). topic: a Classifier of topics (default: the nearest of `topics`' descriptions).
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        seed_file: Path = SEED_FILE,
+        topics: dict[str, str] | None = None,
+        *,
+        sentiment: Classifier | None = None,
+        topic: Classifier | None = None,
+    ) -> None:
+        if sentiment is not None:
+            unknown = sorted(set(sentiment.labels) - set(SENTIMENTS))
+            if unknown:
+                raise ClassifierError(
+                    f"A sentiment classifier must label texts {', '.join(SENTIMENTS)}; this one also says {', '.join(unknown)}. "
+                    "Train it with those labels (rename with --label-name, e.g. 0=negative)."
+                )
+        self.embedder = embedder
+        self.seed = SeedSentimentModel(embedder, seed_file) if sentiment is None else None
+        self.sentiment = sentiment
+        self.topic = topic
+        topics = topics or TOPICS
+        self.topics = list(topics)
+        self.topic_vectors = embedder.embed_documents(list(topics.values())) if topic is None else None
+
+    @property
+    def model(self):
+        """The shipped model's logistic regression (None when a trained sentiment classifier is plugged in)."""
+        return self.seed.model if self.seed is not None else None
 
     def classify(self, texts: list[str]) -> list[TextLabel]:
         if not texts:
             return []
-        vectors = self.embedder.embed_documents(texts)
-        probs = self.model.predict_proba(self._features(texts, vectors))
-        topics = (vectors @ self.topic_vectors.T).argmax(axis=1)
-        classes = list(self.model.classes_)
+        # One embedding pass serves the shipped sentiment model and the topic descriptions alike.
+        vectors = self.embedder.embed_documents(texts) if self.seed is not None or self.topic is None else None
+        if self.seed is not None:
+            probs, classes = self.seed.predict_proba(texts, vectors), self.seed.labels
+        else:
+            probs, classes = self.sentiment.predict_proba(texts), list(self.sentiment.labels)
+        if self.topic is not None:
+            topics = predict_labels(self.topic, texts)
+        else:
+            topics = [self.topics[int(j)] for j in (vectors @ self.topic_vectors.T).argmax(axis=1)]
         return [
-            TextLabel(text=t, sentiment=classes[int(p.argmax())], confidence=round(float(p.max()), 3), topic=self.topics[int(j)])
-            for t, p, j in zip(texts, probs, topics)
+            TextLabel(text=t, sentiment=classes[int(p.argmax())], confidence=round(float(p.max()), 3), topic=topic)
+            for t, p, topic in zip(texts, probs, topics)
         ]
 
 
@@ -203,11 +256,32 @@ _lock = threading.Lock()
 
 
 def classifier_for(embedder: Embedder) -> SentimentClassifier:
-    """One trained classifier per embedding model and process (training takes about a second)."""
+    """One classifier per embedding model and process (training the shipped one takes about a second).
+
+    LLMOS_SENTIMENT_CLASSIFIER and LLMOS_TOPIC_CLASSIFIER name trained classifiers to use instead of the shipped
+    sentiment model and the topic descriptions (a name under LLMOS_HOME/classifiers, or a folder).
+    """
+    from llmos.config import get_settings
+
+    settings = get_settings()
+    key = f"{embedder.name}|{settings.sentiment_classifier}|{settings.topic_classifier}"
     with _lock:
-        if embedder.name not in _classifiers:
-            _classifiers[embedder.name] = SentimentClassifier(embedder)
-        return _classifiers[embedder.name]
+        if key not in _classifiers:
+            from llmos.classifiers import load_classifier
+
+            sentiment = load_classifier(settings.sentiment_classifier) if settings.sentiment_classifier else None
+            topic = load_classifier(settings.topic_classifier) if settings.topic_classifier else None
+            _classifiers[key] = SentimentClassifier(embedder, sentiment=sentiment, topic=topic)
+        return _classifiers[key]
+
+
+def default_sentiment_model(embedder: Embedder | None = None) -> SeedSentimentModel:
+    """The shipped sentiment model over `embedder` (default: the packaged MiniLM), e.g. to compare a trained one with."""
+    if embedder is None:
+        from llmos.knowledge.embeddings import SentenceTransformerEmbedder
+
+        embedder = SentenceTransformerEmbedder()
+    return SeedSentimentModel(embedder)
 
 
 # --- pure functions: periods, spikes, charts, CSV statistics -------------------------------------
@@ -392,6 +466,7 @@ class TextAnalyst:
     """The analysis tools over dated texts.
 
     classifier: anything with `classify(texts) -> list[TextLabel]`; default: the shipped one.
+    sentiment, topic: Classifiers to use instead of the shipped sentiment model and topic descriptions.
     charts_dir: where charts are written. csv_dirs: the folders csv_stats may read (default: none).
     names: how subjects are shown in alerts (e.g. product id -> product name).
     """
@@ -405,6 +480,8 @@ class TextAnalyst:
         csv_dirs: list[Path] | None = None,
         spike: SpikeSettings | None = None,
         classifier=None,
+        sentiment: Classifier | None = None,
+        topic: Classifier | None = None,
         names: dict[str, str] | None = None,
     ) -> None:
         if not texts:
@@ -415,6 +492,8 @@ class TextAnalyst:
         # None: no folder at all. Which files a model may read is the caller's decision, never a default.
         self.csv_dirs = [Path(p).resolve() for p in (csv_dirs or [])]
         self.spike = spike or SpikeSettings()
+        if classifier is None and (sentiment is not None or topic is not None):
+            classifier = SentimentClassifier(embedder, sentiment=sentiment, topic=topic)
         self._classifier = classifier
         self.names = names or {}
         self._labels: list[TextLabel] | None = None

@@ -1,0 +1,137 @@
+"""Trained classifiers against the shipped one: financial-news sentiment and banking intents.
+
+    python -m bench.classifiers [--data ../shared/data] [--configs sentiment,banking77-8shot,banking77]
+
+Configs (data read from --data, never copied into the repository):
+- sentiment: sentiment/twitter-financial-news, train.csv -> valid.csv (labels 0 bearish,
+  1 bullish, 2 neutral, named negative, positive, neutral here so that the analysis
+  specialist's shipped classifier can be scored on the same rows).
+- banking77-8shot: routing/banking77, 8 training examples per intent (616) -> test.csv.
+- banking77: routing/banking77, a stratified subset of train.csv -> test.csv.
+
+Each config scores, on the same evaluation rows: the majority class (baseline), the shipped
+default sentiment classifier (sentiment only: its labels are not intents), frozen MiniLM +
+logistic regression, and the SetFit-style tune (contrastive steps, then the same head).
+Reported: accuracy, macro-F1, training seconds, predictions per second. Subsets keep each
+config within minutes on 2 shared cores; their sizes are in the results. For reference,
+FinBERT reports about 0.86 accuracy on Financial PhraseBank: different data (news sentences
+labelled by finance students), so not directly comparable with the tweets here.
+
+Writes bench/results/classifiers.json (each config's key as it finishes; others are kept).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads hurt on a busy 2-core machine
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from bench.common import RESULTS, print_table, write_results  # noqa: E402
+from llmos.classifiers import LabelledTexts, TrainSettings, evaluate, read_labelled_csv, score, train_classifier  # noqa: E402
+
+SENTIMENT_NAMES = {"0": "negative", "1": "positive", "2": "neutral"}  # bearish, bullish, neutral
+CONFIGS = ("sentiment", "banking77-8shot", "banking77")
+
+
+def load(args) -> dict[str, tuple[LabelledTexts, LabelledTexts]]:
+    """(train, evaluation) per config, subsets drawn with a fixed seed."""
+    data = Path(args.data)
+    out = {}
+    if "sentiment" in args.configs:
+        folder = data / "sentiment" / "twitter-financial-news"
+        train = read_labelled_csv(folder / "train.csv", rename=SENTIMENT_NAMES)
+        valid = read_labelled_csv(folder / "valid.csv", rename=SENTIMENT_NAMES)
+        out["sentiment"] = (train.sample(args.sentiment_train), valid.sample(args.sentiment_eval))
+    if "banking77-8shot" in args.configs or "banking77" in args.configs:
+        folder = data / "routing" / "banking77"
+        train = read_labelled_csv(folder / "train.csv", label_column="category")
+        test = read_labelled_csv(folder / "test.csv", label_column="category").sample(args.banking_eval)
+        if "banking77-8shot" in args.configs:
+            out["banking77-8shot"] = (train.per_label(8), test)
+        if "banking77" in args.configs:
+            out["banking77"] = (train.sample(args.banking_train), test)
+    return out
+
+
+def majority(train: LabelledTexts, test: LabelledTexts) -> dict:
+    label = Counter(train.labels).most_common(1)[0][0]
+    report = score(test.labels, [label] * len(test))
+    return {"accuracy": report.accuracy, "macro_f1": report.macro_f1, "train_seconds": 0.0, "predictions_per_s": None}
+
+
+def trained(train: LabelledTexts, test: LabelledTexts, settings: TrainSettings) -> dict:
+    started = time.perf_counter()
+    classifier = train_classifier(train, settings, name=settings.method)
+    seconds = time.perf_counter() - started
+    report = evaluate(classifier, test)
+    return {"accuracy": report.accuracy, "macro_f1": report.macro_f1, "train_seconds": round(seconds, 1),
+            "predictions_per_s": report.predictions_per_second, "settings": settings.model_dump(exclude={"encoder"})}
+
+
+def default_sentiment(test: LabelledTexts) -> dict:
+    from llmos.agents.specialists.analysis import default_sentiment_model
+
+    started = time.perf_counter()
+    model = default_sentiment_model()
+    model.labels  # noqa: B018  (fitted in the constructor)
+    seconds = time.perf_counter() - started
+    report = evaluate(model, test)
+    return {"accuracy": report.accuracy, "macro_f1": report.macro_f1, "train_seconds": round(seconds, 1),
+            "predictions_per_s": report.predictions_per_second,
+            "note": "the analysis specialist's shipped model: 54 product-review sentences + VADER features"}
+
+
+def run_config(name: str, train: LabelledTexts, test: LabelledTexts, args) -> dict:
+    print(f"{name}: train {len(train)} rows, {len(train.classes)} labels; evaluate on {len(test)} rows", flush=True)
+    methods = {"majority": majority(train, test)}
+    if name == "sentiment":
+        methods["default"] = default_sentiment(test)
+        print("  default done", flush=True)
+    methods["frozen+lr"] = trained(train, test, TrainSettings(method="frozen", validation=0))
+    print(f"  frozen+lr done: {methods['frozen+lr']['accuracy']}", flush=True)
+    if args.setfit_steps > 0:
+        methods["setfit"] = trained(train, test, TrainSettings(method="setfit", validation=0, max_steps=args.setfit_steps))
+        print(f"  setfit done: {methods['setfit']['accuracy']}", flush=True)
+    return {"train_rows": len(train), "eval_rows": len(test), "labels": len(train.classes),
+            "train_source": train.source, "eval_source": test.source, "methods": methods}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parent.parent.parent / "shared" / "data"),
+                        help="The shared data folder (default: ../shared/data from the repository).")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"Comma-separated, of {', '.join(CONFIGS)}.")
+    parser.add_argument("--sentiment-train", type=int, default=2000, help="Training rows drawn from train.csv (9,543).")
+    parser.add_argument("--sentiment-eval", type=int, default=1000, help="Rows drawn from valid.csv (2,388).")
+    parser.add_argument("--banking-train", type=int, default=3000, help="Training rows for 'banking77' (10,003).")
+    parser.add_argument("--banking-eval", type=int, default=1000, help="Rows drawn from test.csv (3,080).")
+    parser.add_argument("--setfit-steps", type=int, default=60, help="Contrastive steps of 16 pairs (0: skip setfit).")
+    args = parser.parse_args()
+    args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = set(args.configs) - set(CONFIGS)
+    if unknown:
+        parser.error(f"unknown configs {', '.join(sorted(unknown))}; choose from {', '.join(CONFIGS)}")
+    path = RESULTS / "classifiers.json"
+    results = json.loads(path.read_text()).get("configs", {}) if path.is_file() else {}
+    for name, (train, test) in load(args).items():
+        results[name] = run_config(name, train, test, args)
+        results[name]["load_average"] = os.getloadavg()[0]
+        write_results("classifiers", {
+            "configs": results,
+            "reference": "FinBERT: about 0.86 accuracy on Financial PhraseBank (other data: not comparable with the tweets).",
+            "threads": __import__("torch").get_num_threads(),
+        })
+    rows = [[name, method, config["train_rows"], config["eval_rows"], m["accuracy"], m["macro_f1"], m["train_seconds"],
+             m["predictions_per_s"] or "-"] for name, config in results.items() for method, m in config["methods"].items()]
+    print_table("Classifiers", ["config", "method", "train rows", "eval rows", "accuracy", "macro-F1", "train s", "pred/s"], rows)
+    print(f"Wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
