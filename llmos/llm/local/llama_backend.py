@@ -106,6 +106,12 @@ class LlamaCppModel(ChatModel):
         return self._engine is not None
 
     @property
+    def engine(self) -> Any:
+        """The loaded LlamaEngine, or None. Its `tokenize` and `apply_template` may be called from any
+        thread; the rest belongs to the worker."""
+        return self._engine
+
+    @property
     def stats(self) -> dict[str, int]:
         """Prompt tokens computed and found in the KV cache, since the model was loaded."""
         engine = self._engine
