@@ -55,7 +55,7 @@ TOOLS = [WEATHER, ORDERS]
 # A system prompt of several hundred tokens, as agents send with every call.
 HANDBOOK = "You are the support assistant of Fjord Outfitters.\n" + "\n".join(
     f"Rule {i}: answers about order {1000 + i} go to the {['billing', 'shipping', 'returns'][i % 3]} team."
-    for i in range(60)
+    for i in range(30)
 )
 
 
@@ -203,14 +203,14 @@ async def test_a_shared_prefix_is_computed_once(llama_model):
     after = llama_model.stats
     computed = after["prompt_tokens_computed"] - before["prompt_tokens_computed"]
     cached = after["prompt_tokens_cached"] - before["prompt_tokens_cached"]
-    assert first.usage.prompt_tokens > 500
+    assert first.usage.prompt_tokens > 400
     assert computed + cached == second.usage.prompt_tokens
     assert computed < 0.1 * second.usage.prompt_tokens  # only the new question, not the handbook
 
 
 async def test_agents_that_alternate_keep_their_own_prefixes(llama_model):
     other = "You are the billing clerk of Fjord Outfitters.\n" + "\n".join(
-        f"Invoice {i}: due on day {i % 28 + 1}, paid by card {i * 7 % 10}." for i in range(60)
+        f"Invoice {i}: due on day {i % 28 + 1}, paid by card {i * 7 % 10}." for i in range(30)
     )
 
     def ask(system: str, question: str) -> ChatRequest:
