@@ -256,9 +256,12 @@ def models(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from llmos.config import get_settings
+    from rich.table import Column
+
     from llmos.llm import known_models
 
-    table = Table("name", "backend", "engine", "quantization", "prepared", "description")
+    # Names and engines are typed back: never cut; the rest wraps in a narrow terminal.
+    table = Table(Column("name", no_wrap=True), "backend", Column("engine", no_wrap=True), "quantization", "prepared", "description")
     for info in known_models():
         prepared = "yes" if info.prepared else "no"
         table.add_row(info.name, info.backend, info.engine, info.quantization, prepared, info.description)
