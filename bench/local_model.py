@@ -8,7 +8,8 @@ Each engine is loaded, measured and closed in turn, so they never compete for th
 
 Run: `python -m bench.local_model` (about 10 minutes on 2 cores, most of it transformers).
 Writes bench/results/local_model.json with decode_speedup (goal >= 3), prefill_speedup
-(>= 4), prefix_ttft_ratio (<= 0.25), concurrent_speedup (>= 1.8) and tool_calls_valid (100).
+(>= 4), prefix_ttft_ratio (<= 0.25), concurrent_speedup (>= 1.8) and tool_calls_valid (100),
+and llama.cpp's own batching limit on this CPU beside concurrent_speedup, without which it cannot be read.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def request(prompt: str, max_tokens: int = MAX_TOKENS) -> ChatRequest:
     return ChatRequest(messages=[UserMessage(content=prompt)], max_tokens=max_tokens)
 
 
-def handbook(nonce: str, sentences: int = 150) -> str:
+def handbook(nonce: str, sentences: int = 80) -> str:
     """A made-up staff handbook of about 2,000 tokens; `nonce` first, so that no cache holds any of it."""
     rng = random.Random(7)
     teams = ["billing", "shipping", "returns", "support", "warehouse", "security", "payroll", "legal"]
@@ -116,6 +117,45 @@ async def measure(model: ChatModel) -> dict[str, Any]:
     out["four_concurrent"] = {"tokens": tokens, "seconds": many_s, "tokens_per_s": tokens / many_s}
     out["concurrent_speedup"] = out["four_concurrent"]["tokens_per_s"] / out["one_request"]["tokens_per_s"]
     return out
+
+
+def raw_batch_limit(threads: int, steps: int = 20) -> dict[str, float]:
+    """llama.cpp alone, no llmos: tokens/s of decode steps carrying 1, 2, 4 and 8 sequences.
+
+    The ceiling for concurrent_speedup on this CPU: when a step of 4 sequences costs nearly
+    4 steps of one, the CPU is compute-bound and batching cannot help much.
+    """
+    from llmos.llm.local.llama_engine import LlamaEngine
+
+    engine = LlamaEngine(prepare_gguf(MODEL, progress=False), threads=threads, parallel=8, max_context=1024)
+    llama = engine.llama
+    batch = llama.llama_batch_init(512, 0, 1)
+
+    def decode(sequences: int, tokens: int, position: int) -> None:
+        n = 0
+        for seq in range(sequences):
+            for j in range(tokens):
+                batch.token[n], batch.pos[n], batch.n_seq_id[n] = 100 + j, position + j, 1
+                batch.seq_id[n][0], batch.logits[n] = seq, int(j == tokens - 1)
+                n += 1
+        batch.n_tokens = n
+        if llama.llama_decode(engine.ctx, batch) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    try:
+        decode(8, 64, 0)  # a 64-token context in each sequence
+        out = {}
+        for sequences in (1, 2, 4, 8):
+            started = time.perf_counter()
+            for step in range(steps):
+                decode(sequences, 1, 64 + step)
+            out[f"{sequences}_sequences_tokens_per_s"] = sequences * steps / (time.perf_counter() - started)
+            llama.llama_memory_seq_rm(engine.memory, -1, 64, -1)
+        out["limit_4_over_1"] = out["4_sequences_tokens_per_s"] / out["1_sequences_tokens_per_s"]
+        return out
+    finally:
+        llama.llama_batch_free(batch)
+        engine.close()
 
 
 # --- 100 forced tool calls over 10 tools --------------------------------------------------------
@@ -217,6 +257,7 @@ async def main() -> None:
                 results[engine]["prompt_cache"] = model.stats
         finally:
             await model.aclose()
+    results["llamacpp"]["raw_batch_limit"] = raw_batch_limit(LlamaCppModel.from_catalog(MODEL).threads)
     hf, cpp = results["transformers"], results["llamacpp"]
     figures = {
         "decode_speedup": cpp["decode"]["decode_tokens_per_s"] / hf["decode"]["decode_tokens_per_s"],
@@ -239,6 +280,7 @@ async def main() -> None:
             ["tokens/s, one request", hf["one_request"]["tokens_per_s"], cpp["one_request"]["tokens_per_s"]],
             ["tokens/s, 4 concurrent", hf["four_concurrent"]["tokens_per_s"], cpp["four_concurrent"]["tokens_per_s"]],
             ["concurrent speedup", hf["concurrent_speedup"], cpp["concurrent_speedup"]],
+            ["llama.cpp alone: a step of 4 sequences over 1 (tokens/s)", "", cpp["raw_batch_limit"]["limit_4_over_1"]],
         ],
     )
     calls = cpp["tool_calls"]
