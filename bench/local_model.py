@@ -1,21 +1,31 @@
-"""The in-process model: tokens per second for one request and for 4 at once; load time, cached against first-time.
+"""The in-process model on both engines, side by side in one run: transformers against llama.cpp.
 
-Run: `python -m bench.local_model` (about 3 minutes on 2 cores). First-time preparation
-is measured in a temporary LLMOS_HOME, so the cached model is not touched.
+For each engine, on the same prompts: decode speed of one answer, prefill speed of a cold
+~2,000-token prompt, time to first token of a call whose 2,000-token prefix was just seen
+(against the same call cold), 4 concurrent answers against one, and for llama.cpp 100
+forced tool calls over 10 tools with varied schemas, each validated against its schema.
+Each engine is loaded, measured and closed in turn, so they never compete for the cores.
+
+Run: `python -m bench.local_model` (about 10 minutes on 2 cores, most of it transformers).
+Writes bench/results/local_model.json with decode_speedup (goal >= 3), prefill_speedup
+(>= 4), prefix_ttft_ratio (<= 0.25), concurrent_speedup (>= 1.8) and tool_calls_valid (100),
+and llama.cpp's own batching limit on this CPU beside concurrent_speedup, without which it cannot be read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-import subprocess
-import sys
-import tempfile
+import random
 import time
+from typing import Any
+
+import jsonschema
 
 from bench.common import print_table, write_results
-from llmos.llm import ChatRequest, UserMessage
-from llmos.llm.local import LocalModel, prepare
+from llmos.llm import ChatModel, ChatRequest, SystemMessage, TextDelta, ToolSpec, UserMessage
+from llmos.llm.local import LlamaCppModel, LocalModel, prepare, prepare_gguf
 
 MODEL = "qwen2.5-coder-0.5b"
 PROMPTS = [
@@ -27,75 +37,274 @@ PROMPTS = [
 MAX_TOKENS = 96
 
 
-def request(prompt: str) -> ChatRequest:
-    return ChatRequest(messages=[UserMessage(content=prompt)], max_tokens=MAX_TOKENS)
+def request(prompt: str, max_tokens: int = MAX_TOKENS) -> ChatRequest:
+    return ChatRequest(messages=[UserMessage(content=prompt)], max_tokens=max_tokens)
 
 
-async def throughput(model: LocalModel) -> dict[str, dict[str, float]]:
-    await model.chat(request("Say hello."))  # warm up
+def handbook(nonce: str, sentences: int = 80) -> str:
+    """A made-up staff handbook of about 2,000 tokens; `nonce` first, so that no cache holds any of it."""
+    rng = random.Random(7)
+    teams = ["billing", "shipping", "returns", "support", "warehouse", "security", "payroll", "legal"]
+    verbs = ["reviews", "approves", "archives", "escalates", "audits", "records", "forwards", "checks"]
+    things = ["refund requests", "damaged parcels", "invoices", "access badges", "contracts", "timesheets"]
+    lines = [f"Reference {nonce}. Staff handbook of Fjord Outfitters."]
+    for i in range(sentences):
+        lines.append(
+            f"Rule {i + 1}: the {rng.choice(teams)} team {rng.choice(verbs)} {rng.choice(things)} "
+            f"within {rng.randint(1, 30)} days, unless the {rng.choice(teams)} lead says otherwise."
+        )
+    return "\n".join(lines)
+
+
+def long_request(nonce: str, question: str) -> ChatRequest:
+    return ChatRequest(
+        messages=[SystemMessage(content=handbook(nonce)), UserMessage(content=question)], max_tokens=1
+    )
+
+
+async def timed_stream(model: ChatModel, req: ChatRequest) -> dict[str, float]:
+    """Seconds to the first text and to the end, and the token counts."""
     started = time.perf_counter()
-    one = await model.chat(request(PROMPTS[0]))
-    one_s = time.perf_counter() - started
+    first = None
+    async for event in model.stream(req):
+        if isinstance(event, TextDelta):
+            first = first or time.perf_counter()
+        else:
+            response = event
+    end = time.perf_counter()
+    first = first or end
+    return {
+        "ttft_s": first - started,
+        "total_s": end - started,
+        "prompt_tokens": response.usage.prompt_tokens,
+        "completion_tokens": response.usage.completion_tokens,
+    }
+
+
+async def measure(model: ChatModel) -> dict[str, Any]:
+    started = time.perf_counter()
+    await model.load()
+    out: dict[str, Any] = {"load_s": time.perf_counter() - started}
+    await model.chat(request("Say hello.", 8))  # warm up
+
+    one = await timed_stream(model, request(PROMPTS[0]))
+    decode_s = one["total_s"] - one["ttft_s"]
+    one["decode_tokens_per_s"] = (one["completion_tokens"] - 1) / decode_s
+    out["decode"] = one
+
+    # Prefill: a cold prompt (its nonce is new) and one token out: the time is the prompt's.
+    cold = await timed_stream(model, long_request(f"cold-{time.time_ns()}", "Which team audits invoices?"))
+    cold["prefill_tokens_per_s"] = cold["prompt_tokens"] / cold["total_s"]
+    out["prefill_cold"] = cold
+    # Prefix reuse: the same prefix seen by a first call, then a second question.
+    nonce = f"warm-{time.time_ns()}"
+    await model.chat(long_request(nonce, "Which team archives contracts?"))
+    warm = await timed_stream(model, long_request(nonce, "Which team audits invoices?"))
+    out["prefix_warm"] = warm
+    out["prefix_ttft_ratio"] = warm["total_s"] / cold["total_s"]
+
+    started = time.perf_counter()
+    single = await model.chat(request(PROMPTS[1]))
+    single_s = time.perf_counter() - started
     started = time.perf_counter()
     many = await asyncio.gather(*(model.chat(request(p)) for p in PROMPTS))
     many_s = time.perf_counter() - started
     tokens = sum(r.usage.completion_tokens for r in many)
-    return {
-        "one_request": {"tokens": one.usage.completion_tokens, "seconds": one_s, "tokens_per_s": one.usage.completion_tokens / one_s},
-        "four_concurrent": {"tokens": tokens, "seconds": many_s, "tokens_per_s": tokens / many_s},
+    out["one_request"] = {
+        "tokens": single.usage.completion_tokens, "seconds": single_s,
+        "tokens_per_s": single.usage.completion_tokens / single_s,
     }
+    out["four_concurrent"] = {"tokens": tokens, "seconds": many_s, "tokens_per_s": tokens / many_s}
+    out["concurrent_speedup"] = out["four_concurrent"]["tokens_per_s"] / out["one_request"]["tokens_per_s"]
+    return out
 
 
-def load_seconds() -> float:
-    """Time from nothing to a loaded model, in a fresh process, from the prepared folder."""
-    code = (
-        "import asyncio, time; from llmos.llm.local import LocalModel; t = time.perf_counter(); "
-        f"m = LocalModel.from_catalog({MODEL!r}); asyncio.run(m.load()); print(time.perf_counter() - t)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+def raw_batch_limit(threads: int, steps: int = 20) -> dict[str, float]:
+    """llama.cpp alone, no llmos: tokens/s of decode steps carrying 1, 2, 4 and 8 sequences.
+
+    The ceiling for concurrent_speedup on this CPU: when a step of 4 sequences costs nearly
+    4 steps of one, the CPU is compute-bound and batching cannot help much.
+    """
+    from llmos.llm.local.llama_engine import LlamaEngine
+
+    engine = LlamaEngine(prepare_gguf(MODEL, progress=False), threads=threads, parallel=8, max_context=1024)
+    llama = engine.llama
+    batch = llama.llama_batch_init(512, 0, 1)
+
+    def decode(sequences: int, tokens: int, position: int) -> None:
+        n = 0
+        for seq in range(sequences):
+            for j in range(tokens):
+                batch.token[n], batch.pos[n], batch.n_seq_id[n] = 100 + j, position + j, 1
+                batch.seq_id[n][0], batch.logits[n] = seq, int(j == tokens - 1)
+                n += 1
+        batch.n_tokens = n
+        if llama.llama_decode(engine.ctx, batch) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    try:
+        decode(8, 64, 0)  # a 64-token context in each sequence
+        out = {}
+        for sequences in (1, 2, 4, 8):
+            started = time.perf_counter()
+            for step in range(steps):
+                decode(sequences, 1, 64 + step)
+            out[f"{sequences}_sequences_tokens_per_s"] = sequences * steps / (time.perf_counter() - started)
+            llama.llama_memory_seq_rm(engine.memory, -1, 64, -1)
+        out["limit_4_over_1"] = out["4_sequences_tokens_per_s"] / out["1_sequences_tokens_per_s"]
+        return out
+    finally:
+        llama.llama_batch_free(batch)
+        engine.close()
 
 
-def first_time_seconds() -> float:
-    """Assemble, hash and convert from the carrier packages into an empty LLMOS_HOME, then load."""
-    with tempfile.TemporaryDirectory() as home:
-        code = (
-            "import asyncio, time; from llmos.llm.local import LocalModel, prepare; t = time.perf_counter(); "
-            f"prepare({MODEL!r}, progress=False); m = LocalModel.from_catalog({MODEL!r}); asyncio.run(m.load()); "
-            "print(time.perf_counter() - t)"
-        )
-        env = {**os.environ, "LLMOS_HOME": home}
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-        return float(out.stdout.strip().splitlines()[-1])
+# --- 100 forced tool calls over 10 tools --------------------------------------------------------
+
+def _obj(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required}
+
+
+TOOLS = [
+    ToolSpec(name="get_weather", description="Current weather in a city.", parameters=_obj(
+        {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, ["city", "unit"])),
+    ToolSpec(name="search_orders", description="A customer's recent orders, by email.", parameters=_obj(
+        {"email": {"type": "string"}, "limit": {"type": "integer", "minimum": 1, "maximum": 50}}, ["email"])),
+    ToolSpec(name="create_ticket", description="Open a support ticket.", parameters=_obj(
+        {"title": {"type": "string"}, "priority": {"type": "string", "enum": ["low", "medium", "high"]},
+         "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3}}, ["title", "priority"])),
+    ToolSpec(name="convert_currency", description="Convert an amount between currencies.", parameters=_obj(
+        {"amount": {"type": "number", "minimum": 0}, "source": {"type": "string", "enum": ["EUR", "USD", "NOK", "GBP"]},
+         "target": {"type": "string", "enum": ["EUR", "USD", "NOK", "GBP"]}}, ["amount", "source", "target"])),
+    ToolSpec(name="book_meeting", description="Book a meeting room.", parameters=_obj(
+        {"room": {"type": "string"}, "attendees": {"type": "integer", "minimum": 1, "maximum": 20},
+         "video": {"type": "boolean"}}, ["room", "attendees", "video"])),
+    ToolSpec(name="set_reminder", description="Set a reminder.", parameters=_obj(
+        {"text": {"type": "string"}, "when": {"type": "object", "properties": {
+            "day": {"type": "string", "enum": ["today", "tomorrow", "monday", "friday"]},
+            "hour": {"type": "integer", "minimum": 0, "maximum": 23}}, "required": ["day", "hour"]}}, ["text", "when"])),
+    ToolSpec(name="recommend_products", description="Recommend products for a customer or a wish.", parameters={
+        "type": "object", "properties": {
+            "customer_id": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
+            "request": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None}}}),
+    ToolSpec(name="translate", description="Translate a text.", parameters=_obj(
+        {"text": {"type": "string"}, "language": {"type": "string", "enum": ["en", "no", "de", "fr", "zh"]}},
+        ["text", "language"])),
+    ToolSpec(name="calculate", description="Evaluate an arithmetic expression.", parameters=_obj(
+        {"expression": {"type": "string"}}, ["expression"])),
+    ToolSpec(name="update_address", description="Change a customer's address.", parameters=_obj(
+        {"customer_id": {"type": "string"}, "address": _obj(
+            {"street": {"type": "string"}, "city": {"type": "string"}, "postcode": {"type": "string"}},
+            ["street", "city", "postcode"])}, ["customer_id", "address"])),
+]
+TOOL_PROMPTS = {
+    "get_weather": ["Weather in {x}?", "Is it cold in {x} today, in fahrenheit?"],
+    "search_orders": ["Orders of {x}@example.com?", "Last 5 orders for {x}@shop.io"],
+    "create_ticket": ["{x}: the app crashes on login, urgent.", "Open a low priority ticket: {x} page is slow."],
+    "convert_currency": ["How much is 120 {x} in NOK?", "Convert 55.5 USD to {x}."],
+    "book_meeting": ["Book room {x} for 6 people with video.", "I need room {x} for 3, no video."],
+    "set_reminder": ["Remind me to call {x} tomorrow at 9.", "Reminder: pay {x} on friday at 14."],
+    "recommend_products": ["I'm customer {x}, suggest a tent.", "Something warm for {x}, please."],
+    "translate": ["Translate 'good morning {x}' to Norwegian.", "Say 'thank you {x}' in German."],
+    "calculate": ["What is 17*23+{n}?", "Compute ({n}+4)/2."],
+    "update_address": ["Customer {x} moved to Storgata 1, 0155 Oslo.", "New address for {x}: 5 Rue Verte, Lyon 69001."],
+}
+SUBJECTS = ["Oslo", "C042", "anna", "Bergen", "EUR"]
+
+
+def tool_requests() -> list[tuple[ChatRequest, ToolSpec]]:
+    """10 per tool: 2 phrasings x 5 subjects; half with tool_choice='required', half naming the tool."""
+    out = []
+    for tool in TOOLS:
+        for i, (template, subject) in enumerate((t, s) for t in TOOL_PROMPTS[tool.name] for s in SUBJECTS):
+            prompt = template.format(x=subject, n=i + 3)
+            choice = "required" if i % 2 == 0 else tool.name
+            out.append((ChatRequest(messages=[UserMessage(content=prompt)], tools=TOOLS, tool_choice=choice, max_tokens=96), tool))
+    return out
+
+
+async def tool_validity(model: ChatModel) -> dict[str, Any]:
+    by_name = {t.name: t for t in TOOLS}
+    cases = tool_requests()
+    started = time.perf_counter()
+    responses = await asyncio.gather(*(model.chat(r) for r, _ in cases), return_exceptions=True)
+    seconds = time.perf_counter() - started
+    valid, right_tool, failures = 0, 0, []
+    for (req, tool), response in zip(cases, responses):
+        try:
+            if isinstance(response, BaseException):
+                raise response
+            (call,) = response.tool_calls
+            jsonschema.validate(json.loads(call.arguments), by_name[call.name].parameters)
+            if req.tool_choice != "required" and call.name != req.tool_choice:
+                raise ValueError(f"called {call.name}, not the named {req.tool_choice}")
+            valid += 1
+            right_tool += call.name == tool.name
+        except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+            failures.append(f"{req.messages[0].content!r}: {type(exc).__name__}: {str(exc)[:200]}")
+    return {"calls": len(cases), "valid": valid, "right_tool": right_tool, "seconds": seconds, "failures": failures}
 
 
 async def main() -> None:
     prepare(MODEL)
-    model = LocalModel.from_catalog(MODEL)
-    speed = await throughput(model)
-    await model.aclose()
-    cached = load_seconds()
-    fresh = first_time_seconds()
+    prepare_gguf(MODEL)
+    results: dict[str, Any] = {}
+    for engine, model in (("transformers", LocalModel.from_catalog(MODEL)), ("llamacpp", LlamaCppModel.from_catalog(MODEL))):
+        print(f"measuring {engine} ...", flush=True)
+        try:
+            results[engine] = await measure(model)
+            if engine == "llamacpp":
+                results[engine]["tool_calls"] = await tool_validity(model)
+                results[engine]["prompt_cache"] = model.stats
+        finally:
+            await model.aclose()
+    results["llamacpp"]["raw_batch_limit"] = raw_batch_limit(LlamaCppModel.from_catalog(MODEL).threads)
+    hf, cpp = results["transformers"], results["llamacpp"]
+    figures = {
+        "decode_speedup": cpp["decode"]["decode_tokens_per_s"] / hf["decode"]["decode_tokens_per_s"],
+        "prefill_speedup": cpp["prefill_cold"]["prefill_tokens_per_s"] / hf["prefill_cold"]["prefill_tokens_per_s"],
+        "prefix_ttft_ratio": cpp["prefix_ttft_ratio"],
+        "concurrent_speedup": cpp["concurrent_speedup"],
+        "tool_calls_valid": cpp["tool_calls"]["valid"],
+    }
     print_table(
-        f"Local model {MODEL}: decoding ({MAX_TOKENS} tokens max per request)",
-        ["workload", "tokens", "seconds", "tokens/s"],
-        [[name, r["tokens"], r["seconds"], r["tokens_per_s"]] for name, r in speed.items()],
+        f"Local model {MODEL}: transformers against llama.cpp, same run",
+        ["measure", "transformers", "llama.cpp"],
+        [
+            ["load (s)", hf["load_s"], cpp["load_s"]],
+            ["decode tokens/s, one answer", hf["decode"]["decode_tokens_per_s"], cpp["decode"]["decode_tokens_per_s"]],
+            [f"prefill tokens/s, cold {cpp['prefill_cold']['prompt_tokens']}-token prompt",
+             hf["prefill_cold"]["prefill_tokens_per_s"], cpp["prefill_cold"]["prefill_tokens_per_s"]],
+            ["time to first token, cold (s)", hf["prefill_cold"]["total_s"], cpp["prefill_cold"]["total_s"]],
+            ["time to first token, prefix seen (s)", hf["prefix_warm"]["total_s"], cpp["prefix_warm"]["total_s"]],
+            ["prefix TTFT ratio", hf["prefix_ttft_ratio"], cpp["prefix_ttft_ratio"]],
+            ["tokens/s, one request", hf["one_request"]["tokens_per_s"], cpp["one_request"]["tokens_per_s"]],
+            ["tokens/s, 4 concurrent", hf["four_concurrent"]["tokens_per_s"], cpp["four_concurrent"]["tokens_per_s"]],
+            ["concurrent speedup", hf["concurrent_speedup"], cpp["concurrent_speedup"]],
+            ["llama.cpp alone: a step of 4 sequences over 1 (tokens/s)", "", cpp["raw_batch_limit"]["limit_4_over_1"]],
+        ],
     )
+    calls = cpp["tool_calls"]
     print_table(
-        "Loading",
-        ["what", "seconds"],
-        [["load the cached bf16 folder", cached], ["first time: assemble, hash, convert, load", fresh], ["ratio first/cached", fresh / cached]],
+        "Goals",
+        ["figure", "value", "goal"],
+        [
+            ["decode_speedup", figures["decode_speedup"], ">= 3"],
+            ["prefill_speedup", figures["prefill_speedup"], ">= 4"],
+            ["prefix_ttft_ratio", figures["prefix_ttft_ratio"], "<= 0.25"],
+            ["concurrent_speedup", figures["concurrent_speedup"], ">= 1.8"],
+            ["forced tool calls valid", f"{calls['valid']}/{calls['calls']} ({calls['right_tool']} the intended tool)", "100/100"],
+        ],
     )
+    for failure in calls["failures"]:
+        print("  failed:", failure)
     path = write_results(
         "local_model",
         {
             "model": MODEL,
             "max_tokens": MAX_TOKENS,
-            "decoding": speed,
-            "concurrent_vs_one_tokens_per_s": speed["four_concurrent"]["tokens_per_s"] / speed["one_request"]["tokens_per_s"],
-            "load_cached_s": cached,
-            "first_time_prepare_and_load_s": fresh,
-            "first_time_vs_cached": fresh / cached,
+            "load_average_at_end": os.getloadavg(),
+            **figures,
+            "engines": results,
         },
     )
     print(f"-> {path}")

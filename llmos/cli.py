@@ -256,26 +256,34 @@ def models(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from llmos.config import get_settings
+    from rich.table import Column
+
     from llmos.llm import known_models
 
-    table = Table("name", "backend", "prepared", "description")
+    # Names and engines are typed back: never cut; the rest wraps in a narrow terminal.
+    table = Table(Column("name", no_wrap=True), "backend", Column("engine", no_wrap=True), "quantization", "prepared", "description")
     for info in known_models():
-        table.add_row(info.name, info.backend, "yes" if info.prepared else "no", info.description)
+        prepared = "yes" if info.prepared else "no"
+        table.add_row(info.name, info.backend, info.engine, info.quantization, prepared, info.description)
     console.print(table)
-    console.print(f"[dim]Default: {get_settings().model}. Prepare one with `llmos models prepare NAME`.[/]")
+    console.print(
+        f"[dim]Default: {get_settings().model}. Prepare one with `llmos models prepare NAME`. "
+        "Engine: LLMOS_LOCAL_ENGINE=transformers|llamacpp.[/]"
+    )
 
 
 @models_app.command("prepare")
 def prepare(name: Annotated[str, typer.Argument(help="A model name from `llmos models`.")]) -> None:
-    """Assemble, check and convert a model's weights once, so that it loads in seconds."""
+    """Assemble and check a model's weights once (and convert them for transformers), so that it loads in seconds."""
+    from llmos.config import get_settings
     from llmos.errors import ModelNotFoundError
-    from llmos.llm.local.catalog import CATALOG
+    from llmos.llm.local.catalog import CATALOG, prepare_gguf
     from llmos.llm.local.catalog import prepare as prepare_model
 
     def run() -> None:
         if name not in CATALOG:
             raise ModelNotFoundError(f"Unknown model '{name}'. Known names: {', '.join(CATALOG)}.")
-        path = prepare_model(name)
+        path = prepare_gguf(name) if get_settings().local_engine == "llamacpp" else prepare_model(name)
         console.print(f"[green]{name} is ready:[/] {path}")
 
     _guard(run)

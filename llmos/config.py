@@ -16,6 +16,14 @@ class Settings(BaseSettings):
     model: str = Field("qwen2.5-coder-0.5b", description="Default model: a known name or a model folder.")
     home: Path = Field(Path.home() / ".cache" / "llmos", description="Where prepared models and data live.")
     threads: int | None = Field(None, description="CPU threads for the in-process model (default: all cores).")
+    local_engine: Literal["transformers", "llamacpp"] = Field(
+        "transformers",
+        description="Engine of the in-process model: transformers (needed for fine-tuning and adapters) or "
+        "llamacpp (runs the quantised GGUF weights as shipped; `pip install 'llmos[llamacpp]'`).",
+    )
+    local_parallel: int = Field(
+        4, ge=1, le=64, description="Requests the llama.cpp engine decodes together, in one batch."
+    )
 
     # An OpenAI-compatible server (vLLM, or any other). When base_url is set, models are served from it.
     base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8011/v1.")

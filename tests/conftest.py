@@ -11,15 +11,21 @@ LOCAL_MODEL_NAME = "qwen2.5-coder-0.5b"
 
 @pytest.fixture(scope="session")
 def local_model():
-    """The default in-process model, prepared if needed and loaded once for the whole session.
+    """The default in-process model, prepared if needed and loaded once for the whole session,
+    on the engine LLMOS_LOCAL_ENGINE names (transformers by default, or llamacpp).
 
     Fails (with what to run) when its weights are not installed: `make test` installs them.
     The model serves any event loop, so function-scoped async tests can share it.
     """
-    from llmos.llm.local import LocalModel, prepare
+    from llmos.config import get_settings
+    from llmos.llm.local import LlamaCppModel, LocalModel, prepare, prepare_gguf
 
-    prepare(LOCAL_MODEL_NAME, progress=False)
-    model = LocalModel.from_catalog(LOCAL_MODEL_NAME)
+    if get_settings().local_engine == "llamacpp":
+        prepare_gguf(LOCAL_MODEL_NAME, progress=False)
+        model = LlamaCppModel.from_catalog(LOCAL_MODEL_NAME)
+    else:
+        prepare(LOCAL_MODEL_NAME, progress=False)
+        model = LocalModel.from_catalog(LOCAL_MODEL_NAME)
     asyncio.run(model.load())
     yield model
     asyncio.run(model.aclose())

@@ -5,7 +5,10 @@ Names are read in this order:
 - `<base_url>#<model>`, e.g. `http://127.0.0.1:8011/v1#qwen2.5-coder-0.5b`: that model on that server.
 - `local:<name or folder>`: the in-process model, even when LLMOS_BASE_URL is set.
 - any other name while LLMOS_BASE_URL is set: a model on that server (vLLM's --served-model-name).
-- otherwise a catalog name or a local transformers model folder.
+- otherwise a catalog name, a local transformers model folder, or a GGUF file.
+
+Catalog names run on the engine LLMOS_LOCAL_ENGINE names: transformers (the default)
+or llamacpp, which runs the shipped GGUF weights as they are.
 """
 
 from __future__ import annotations
@@ -22,18 +25,39 @@ from llmos.llm.model import ChatModel
 class ModelInfo(BaseModel):
     name: str
     backend: str
+    engine: str
+    quantization: str
     description: str
     prepared: bool
 
 
 def known_models() -> list[ModelInfo]:
-    """Every model llmos can run by name, and whether it is ready to load."""
-    from llmos.llm.local.catalog import CATALOG, is_prepared
+    """Every model llmos can run by name, on the configured engine, and whether it is ready to load."""
+    from llmos.llm.local.catalog import CATALOG, is_gguf_prepared, is_prepared
 
-    return [
-        ModelInfo(name=e.name, backend="local", description=e.description, prepared=is_prepared(e.name))
-        for e in CATALOG.values()
-    ]
+    engine = get_settings().local_engine
+    infos = []
+    for e in CATALOG.values():
+        if engine == "llamacpp":
+            quantization, prepared = f"{e.quantization} (GGUF as shipped)", is_gguf_prepared(e.name)
+        else:
+            quantization, prepared = f"none: {_transformers_dtype()} (from {e.quantization})", is_prepared(e.name)
+        infos.append(
+            ModelInfo(
+                name=e.name, backend="local", engine=engine, quantization=quantization,
+                description=e.description, prepared=prepared,
+            )
+        )
+    return infos
+
+
+def _transformers_dtype() -> str:
+    """The dtype the transformers engine computes in here (see engine.pick_dtype), without importing torch."""
+    import os
+
+    from llmos.llm.local.engine import cpu_has_native_bf16
+
+    return os.environ.get("LLMOS_LOCAL_DTYPE") or ("bfloat16" if cpu_has_native_bf16() else "float32")
 
 
 def get_model(name: str | None = None) -> ChatModel:
@@ -78,17 +102,26 @@ def _openai(model: str, base_url: str) -> ChatModel:
 def _local(name: str) -> ChatModel:
     from llmos.llm.local.catalog import CATALOG
 
+    llamacpp = get_settings().local_engine == "llamacpp"
     if name in CATALOG:
+        if llamacpp:
+            from llmos.llm.local.llama_backend import LlamaCppModel
+
+            return LlamaCppModel.from_catalog(name)
         from llmos.llm.local.backend import LocalModel
 
         return LocalModel.from_catalog(name)
     path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        from llmos.llm.local.llama_backend import LlamaCppModel
+
+        return LlamaCppModel(path)
     if path.is_dir():
         from llmos.llm.local.backend import LocalModel
 
         return LocalModel(path)
     raise ModelNotFoundError(
         f"Unknown model '{name}'. Known names: {', '.join(CATALOG)}; "
-        "or give the path of a local transformers model folder (run `llmos models` to list them), "
+        "or give the path of a local transformers model folder or GGUF file (run `llmos models` to list them), "
         "or set LLMOS_BASE_URL to use a model on an OpenAI-compatible server such as vLLM."
     )

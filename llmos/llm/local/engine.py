@@ -18,18 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llmos.errors import ConfigError, PromptError
-from llmos.llm.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, UserMessage
+from llmos.llm.local import chat_format
+from llmos.llm.messages import AssistantMessage
 from llmos.llm.model import ChatRequest, Usage
-from llmos.llm.parsing import loads
-
-OUTPUT_INSTRUCTION = (
-    "Answer with one JSON object and nothing else. It must match this JSON schema:\n{schema}"
-)
-"""Appended to the system message when the request has an output schema (byte-stable for a given schema)."""
-
-TOOL_CALL_PREFIX = "<tool_call>\n"
-"""How the Qwen chat template opens a tool call: a forced call starts the answer with it."""
-
 
 class Generation:
     """What one decode produced: the text (or JSON), token counts and why it stopped."""
@@ -118,42 +109,18 @@ class Engine:
     # --- prompt -----------------------------------------------------------------
 
     def render(self, request: ChatRequest) -> str:
-        """The prompt text: chat template over the messages and tools, plus what constraining needs."""
-        messages = [_template_message(m) for m in request.messages]
-        if request.output_schema is not None:
-            schema = json.dumps(request.output_schema.json_schema, ensure_ascii=False)
-            instruction = OUTPUT_INSTRUCTION.format(schema=schema)
-            if messages[0]["role"] == "system":
-                messages[0] = {"role": "system", "content": messages[0]["content"] + "\n\n" + instruction}
-            else:
-                messages.insert(0, {"role": "system", "content": instruction})
-        kwargs: dict[str, Any] = {}
-        if request.tools and request.tool_choice != "none":
-            kwargs["tools"] = [
-                {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
-                for t in request.tools
-            ]
-        prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
-        if request.forced_tool:
-            prompt += TOOL_CALL_PREFIX
-        return prompt
+        """The prompt text: the model's chat template over the messages and tools (see chat_format)."""
+
+        def apply(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:
+            kwargs = {"tools": tools} if tools else {}
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
+
+        return chat_format.render(request, apply)
 
     def grammar(self, request: ChatRequest):
         """The compiled grammar the answer must follow, or None for free text."""
-        if request.output_schema is not None:
-            schema: dict[str, Any] = request.output_schema.json_schema
-        elif request.forced_tool:
-            tools = [t for t in request.tools if request.tool_choice in ("required", t.name)]
-            options = [
-                {
-                    "type": "object",
-                    "properties": {"name": {"const": t.name}, "arguments": _every_parameter(t.parameters)},
-                    "required": ["name", "arguments"],
-                }
-                for t in tools
-            ]
-            schema = options[0] if len(options) == 1 else {"anyOf": options}
-        else:
+        schema = chat_format.constraint_schema(request)
+        if schema is None:
             return None
         text = json.dumps(schema)  # keeps property order: the grammar writes properties in this order
         if text not in self._grammars:
@@ -286,14 +253,7 @@ class Engine:
 
     def answer(self, request: ChatRequest, generation: Generation) -> AssistantMessage:
         """The assistant message for a finished generation: a native tool call when one was forced."""
-        if request.forced_tool and request.output_schema is None:
-            try:
-                data = loads(generation.text)
-            except ValueError:  # cut off by max_tokens: let the base class report it
-                return AssistantMessage(content=generation.text)
-            arguments = json.dumps(data["arguments"], ensure_ascii=False)
-            return AssistantMessage(tool_calls=[ToolCall(name=data["name"], arguments=arguments)])
-        return AssistantMessage(content=generation.text)
+        return chat_format.answer(request, generation.text)
 
 
 def _sample(torch, logits, temperature: float) -> int:
@@ -301,40 +261,3 @@ def _sample(torch, logits, temperature: float) -> int:
         return int(torch.argmax(logits))
     probs = torch.softmax(logits / temperature, dim=-1)
     return int(torch.multinomial(probs, 1))
-
-
-def _template_message(message: Message) -> dict[str, Any]:
-    """One llmos message in the shape Qwen-style chat templates read."""
-    if isinstance(message, AssistantMessage):
-        out: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
-        if message.tool_calls:
-            out["tool_calls"] = [
-                {"type": "function", "function": {"name": c.name, "arguments": _arguments(c.arguments)}}
-                for c in message.tool_calls
-            ]
-        return out
-    if isinstance(message, ToolMessage):
-        return {"role": "tool", "content": message.content}
-    assert isinstance(message, (SystemMessage, UserMessage))
-    return {"role": message.role, "content": message.content}
-
-
-def _arguments(text: str) -> Any:
-    """Templates render arguments with `tojson`: pass a dict, or the text as written if it is not JSON."""
-    try:
-        return loads(text)
-    except ValueError:  # not JSON, or too deep to render
-        return text
-
-
-def _every_parameter(parameters: dict[str, Any]) -> dict[str, Any]:
-    """The schema with every parameter required, for a forced call's grammar.
-
-    When all parameters are optional, a small model under a grammar takes the shortest
-    way out, `{}`, and the tool has nothing to go on. Made to write each one (null where
-    the tool allows it), it fills in what the request says.
-    """
-    properties = parameters.get("properties")
-    if not properties:
-        return parameters
-    return {**parameters, "required": list(properties)}
