@@ -41,9 +41,12 @@ async def test_the_bank_escalates_by_its_own_rule(local_model, tmp_path):
     cards = [r for r in result.subtasks if r.specialist == "cards"]
     assert cards and cards[0].ok, result.subtasks
     messages = [m for r in cards for m in r.run.messages]
-    called = [call.name for m in messages for call in getattr(m, "tool_calls", None) or []]
-    assert "card_status" in called, called  # the customer asked about their card's payments
-    # The rule "possible card fraud" matched the gambling payment in code; the handoff followed at once.
-    assert called[called.index("card_status") + 1] == "escalate_to_human", called
+    steps = [[c.name for c in m.tool_calls] for m in messages if getattr(m, "tool_calls", None)]
+    checked = [i for i, names in enumerate(steps) if "card_status" in names]
+    assert checked, steps  # the customer asked about their card's payments
+    # The rule "possible card fraud" matched the gambling payment in code: the step after the check (or the
+    # check's own step, when the model called both at once) hands the case to a person.
+    first = checked[0]
+    assert "escalate_to_human" in [*steps[first], *(steps[first + 1] if first + 1 < len(steps) else [])], steps
     handoff = [m for m in messages if getattr(m, "role", "") == "tool" and m.name == "escalate_to_human"]
-    assert handoff and not handoff[0].is_error and '"handoff":true' in handoff[0].content.replace(" ", ""), handoff
+    assert any(not m.is_error and '"handoff":true' in m.content.replace(" ", "") for m in handoff), handoff
