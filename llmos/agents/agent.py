@@ -289,7 +289,7 @@ class Agent(Generic[OutputT]):
                     *(self._run_tool(call, done, refused, context) for call in message.tool_calls)
                 )
             progress = False
-            retry_tool = answer_now = None
+            retry_tool = answer_now = decided = None
             for call, (result, seconds) in zip(message.tool_calls, results):
                 tool_calls += 1
                 yield ToolResultEvent(
@@ -316,10 +316,12 @@ class Agent(Generic[OutputT]):
                     # Past its retries a tool is given up on, not the run: the answer says what is missing.
                     answer_now = prompts.ANSWER_WITHOUT_TOOL.format(tool=call.name)
                 if result.next_call in self.tools and not any(name == result.next_call for name, _ in done):
-                    # Code decided the next call (an escalation rule): forced, once a run, however the model reads it.
-                    retry_tool = result.next_call
+                    decided = result.next_call
             if answer_now is None and not progress:
                 answer_now = prompts.ANSWER_NOW
+            if decided is not None:
+                # Code decided the next call (an escalation rule): forced, once a run, before any retry of a bad call.
+                retry_tool, answer_now = decided, None
 
     def _request(
         self, messages: list[Message], *, structured: bool, answer_now: str | None, first: bool, retry_tool: str | None

@@ -87,10 +87,13 @@ async def test_a_rule_that_requires_escalation_forces_the_next_call_whatever_the
         return ToolCall(id="2", name="escalate_to_human",
                         arguments=json.dumps({"reason": "possible fraud", "summary": "Gambling payments on the card."}))
 
-    model = ScriptedModel([ToolCall(id="1", name="card_status", arguments="{}"), escalate, "A colleague will call you today."])
+    # The model also makes a bad call in the same step: the handoff still comes before any retry of it.
+    first = [ToolCall(id="1", name="card_status", arguments="{}"), ToolCall(id="9", name="update_ticket", arguments='{"x": 1}')]
+    model = ScriptedModel([first, escalate, "A colleague will call you today."])
     agent = support_agent(knowledge=None, tools=[card_status], tickets=TicketDesk(store), escalation=RULES, model=model)
     result = await agent.run("Is my card fine?", context=RunContext(user="u1", tenant="bank"))
-    assert [c.name for m in result.messages for c in getattr(m, "tool_calls", None) or []] == ["card_status", "escalate_to_human"]
+    assert [c.name for m in result.messages for c in getattr(m, "tool_calls", None) or []] == [
+        "card_status", "update_ticket", "escalate_to_human"]
     assert store.open_count("bank", "u1") == 1
     # Once escalated, the next step is the model's again.
     assert model.requests[2].tool_choice == "auto"
