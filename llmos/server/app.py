@@ -28,6 +28,7 @@ from llmos.llm.messages import Message
 from llmos.memory.conversation import Memory
 from llmos.server import openai_api as oa
 from llmos.server.auth import Authenticator, Identity, require_role
+from llmos.server.body import read_body
 from llmos.server.errors import APIError, api_error_handler, http_error_handler
 from llmos.server.handoff import Handoff, operator_router
 from llmos.server.health import model_ready
@@ -164,7 +165,7 @@ def create_app(
     async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
         identity = await auth(request)
         require_role(identity, "customer")
-        body = oa.parse_request(await _read_body(request, settings.max_body_bytes))
+        body = oa.parse_request(await read_body(request, settings.max_body_bytes))
         if body.model not in catalog:
             raise APIError(
                 404,
@@ -276,19 +277,3 @@ async def _stream_chunks(run: _Run, model: str, include_usage: bool) -> AsyncIte
         log.warning("run failed", extra={"fields": {"code": exc.code}})
         yield oa.sse(exc.body())
     yield oa.sse("[DONE]")
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 past `limit` bytes (by Content-Length, or while reading a chunked body)."""
-    too_large = APIError(
-        413, f"The request body is larger than {limit} bytes (LLMOS_SERVER_MAX_BODY_BYTES).", code="body_too_large"
-    )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)

@@ -32,6 +32,7 @@ from llmos.knowledge.embeddings import Embedder
 from llmos.knowledge.library import Document, KnowledgeLibrary, Passage, SearchHit, Status, clean_name, shared_library
 from llmos.knowledge.types import SyncSummary
 from llmos.server.auth import Authenticator, Identity, require_role
+from llmos.server.body import read_body
 from llmos.server.errors import APIError
 from llmos.server.settings import ServerSettings
 
@@ -203,7 +204,7 @@ def knowledge_router(settings: ServerSettings, auth: Authenticator, knowledge: K
     @router.post("/search", response_model=SearchResult)
     async def search(request: Request) -> SearchResult:
         identity = await reader(request)
-        body = _search_request(await _limited_body(request, settings.max_body_bytes))
+        body = _search_request(await read_body(request, settings.max_body_bytes))
         return SearchResult(data=await _work(library().search, identity.tenant, body.query, body.k))
 
     return router
@@ -233,7 +234,7 @@ async def _files(request: Request, max_file_bytes: int) -> list[tuple[str, bytes
             code="unsupported_media_type",
         )
     limit = max_file_bytes * MAX_FILES + _MULTIPART_OVERHEAD
-    body = await _limited_body(request, limit)
+    body = await read_body(request, limit, "LLMOS_SERVER_UPLOAD_MAX_BYTES, times the files an upload may hold")
     sent = False
 
     async def replay() -> dict[str, Any]:
@@ -277,19 +278,6 @@ def _check_file(name: str, data: bytes, allowed: set[str], max_bytes: int) -> No
         )
     if not data:
         raise APIError(400, f"{clean} is empty.", code="empty_file", param="files")
-
-
-async def _limited_body(request: Request, limit: int) -> bytes:
-    too_large = APIError(413, f"The request body is larger than {limit:,} bytes.", code="body_too_large")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
 
 
 def _search_request(body: bytes) -> SearchRequest:

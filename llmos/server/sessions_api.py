@@ -47,6 +47,7 @@ from llmos.llm.model import Usage
 from llmos.memory.models import SessionInfo, SessionMode, StoredMessage
 from llmos.server import openai_api as oa
 from llmos.server.auth import Authenticator, Identity, require_role
+from llmos.server.body import read_body
 from llmos.server.errors import APIError
 from llmos.server.turns import TurnHub, TurnLog
 
@@ -162,17 +163,7 @@ class ApprovalOut(BaseModel):
 
 async def parse_body(request: Request, model: type[Body], limit: int) -> Body:
     """The JSON body as `model`, or a 400 / 413 that says what is wrong. An empty body is `{}`."""
-    declared = request.headers.get("content-length")
-    raw = bytearray()
-    if declared is None or not declared.isdigit() or int(declared) <= limit:
-        async for piece in request.stream():
-            raw += piece
-            if len(raw) > limit:
-                break
-    if len(raw) > limit or (declared and declared.isdigit() and int(declared) > limit):
-        raise APIError(
-            413, f"The request body is larger than {limit} bytes (LLMOS_SERVER_MAX_BODY_BYTES).", code="body_too_large"
-        )
+    raw = await read_body(request, limit)
     try:
         data = json.loads(raw) if raw.strip() else {}
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -173,8 +173,9 @@ class _GuardedTool(Tool):
 
     async def run(self, arguments: str, context: Any = None) -> ToolResult:
         result = await super().run(arguments, context)
-        plain = _PLAIN.dump_python(result.value, mode="json") if not result.is_error else None
-        if isinstance(plain, dict) and plain.get("escalation_required") is True:
+        value = result.value  # as _with_verdict made it: the tool's own model, or a dict
+        required = value.get("escalation_required") if isinstance(value, dict) else getattr(value, "escalation_required", None)
+        if not result.is_error and required is True:
             return result.model_copy(update={"next_call": self.handoff_tool})
         return result
 
