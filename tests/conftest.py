@@ -29,3 +29,18 @@ def local_model():
     asyncio.run(model.load())
     yield model
     asyncio.run(model.aclose())
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL cluster for the test session, in a temporary folder (llmos.memory.testing.TempPostgres),
+    stopped by its PID when the session ends, also after failures. Tests using it carry the `postgres` marker."""
+    from llmos.memory.testing import TempPostgres
+
+    # Commits behave as in production; only the server's own crash safety (fsync) is off: no test crashes it.
+    server = TempPostgres(settings={"fsync": "off"})
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

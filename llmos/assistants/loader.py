@@ -4,8 +4,9 @@
     result = await assistant.team.run("Freeze my card", context=assistant.context(user="u-17"))
 
 Knowledge folders are ingested (kept in sync: later loads only re-embed what changed) under
-LLMOS_HOME/assistants/<tenant>/; tickets go to llmos's ticket store (LLMOS_HOME/tickets.sqlite)
-under the assistant's tenant.
+LLMOS_HOME/assistants/<tenant>/; tickets go to llmos's ticket store under the assistant's tenant:
+the file's `tickets.url`, else the session database (LLMOS_MEMORY_URL), else LLMOS_HOME/tickets.sqlite.
+A catalog or texts given as SQL are read when the assistant loads; a history query runs per request.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 
 from llmos.agents.agent import Agent, Budget
 from llmos.agents.team import Team
-from llmos.assistants.spec import AssistantSpec, SpecialistSpec, check_file, resolve
-from llmos.errors import ConfigError
+from llmos.assistants.spec import AssistantSpec, SpecialistSpec, SQLSource, check_file, expand_env, resolve
+from llmos.errors import ConfigError, InvalidDataError
 from llmos.llm.model import ChatModel
 from llmos.tools import RunContext, Tool, as_tool
 
@@ -58,14 +59,14 @@ def load_assistant(
         from llmos.llm.registry import get_model
 
         model = get_model(model or spec.model)
-    return Assistant(spec, path, _Builder(spec, path.parent.resolve(), model, home, embedder).team(), model)
+    return Assistant(spec, path, _Builder(spec, path, model, home, embedder).team(), model)
 
 
 class _Builder:
-    def __init__(self, spec: AssistantSpec, base: Path, model: ChatModel, home: str | Path | None, embedder: Any) -> None:
+    def __init__(self, spec: AssistantSpec, path: Path, model: ChatModel, home: str | Path | None, embedder: Any) -> None:
         from llmos.config import get_settings
 
-        self.spec, self.base, self.model, self.embedder = spec, base, model, embedder
+        self.spec, self.path, self.base, self.model, self.embedder = spec, path, path.parent.resolve(), model, embedder
         self.home = Path(home).expanduser() if home is not None else get_settings().home
         self.root = self.home / "assistants" / spec.slug
         self._kbs: dict[str, Any] = {}
@@ -73,7 +74,7 @@ class _Builder:
     def team(self) -> Team:
         from llmos.agents.guidelines import GuidelineMatcher
 
-        agents = [self.specialist(s) for s in self.spec.specialists]
+        agents = [self.specialist(n, s) for n, s in enumerate(self.spec.specialists)]
         if self.spec.guidelines:
             for agent in agents:
                 mine = [g for g in self.spec.guidelines if not g.specialists or agent.name in g.specialists]
@@ -143,11 +144,15 @@ class _Builder:
         return {"name": s.name, "instructions": s.instructions, "model": self.model, "budget": budget,
                 **({"description": s.description} if s.description else {})}
 
-    def specialist(self, s: SpecialistSpec) -> Agent:
+    def specialist(self, n: int, s: SpecialistSpec) -> Agent:
         company = self.spec.company or self.spec.name
         builder = {"support": self.support, "recommendation": self.recommendation, "analysis": self.analysis,
                    "custom": self.custom}[s.kind]
-        agent = builder(s, company)
+        try:
+            agent = builder(s, company)
+        except InvalidDataError as exc:
+            # A catalog or texts query that fails, or returns what they cannot use: named like `llmos check` names fields.
+            raise ConfigError(f"{self.path}: specialists[{n}] ({s.name}): {exc}") from None
         agent.max_tokens_per_call = s.max_tokens_per_call
         if s.tool_choice is not None:
             agent.tool_choice = s.tool_choice
@@ -168,7 +173,7 @@ class _Builder:
         settings = s.tickets
         if not settings.enabled:
             return []
-        store = resolve(settings.store, self.base)() if settings.store else TicketStore(self.home / "tickets.sqlite")
+        store = resolve(settings.store, self.base)() if settings.store else TicketStore(self.ticket_url(settings.url))
         desk = TicketDesk(
             store,
             check_reference=resolve(settings.check_reference, self.base) if settings.check_reference else None,
@@ -180,26 +185,52 @@ class _Builder:
             out.append(reworded(t, rename=rename, arguments=settings.help.get(t.name, {})))
         return out
 
+    def ticket_url(self, url: str | None):
+        """The file's ticket database, else the session database, else a SQLite file in this assistant's home."""
+        from llmos.agents.specialists.sql import sync_url
+        from llmos.config import get_settings
+
+        if url is not None:
+            return sync_url(expand_env(url), self.base)
+        return get_settings().memory_url or self.home / "tickets.sqlite"
+
     def recommendation(self, s: SpecialistSpec, company: str) -> Agent:
         from llmos.agents.specialists.catalog import ItemCatalog
-        from llmos.agents.specialists.recommendation import Recommender, recommendation_agent, recommendation_tools
+        from llmos.agents.specialists.recommendation import Recommender, SQLHistory, recommendation_agent, recommendation_tools
 
         tools = self.tools(s)
         if s.catalog is not None:
             from llmos.knowledge import KnowledgeBase
 
             kb = KnowledgeBase(self.root / "knowledge", tenant=f"{self.spec.slug}-catalog"[:60], embedder=self.embedder_())
-            history = resolve(s.history, self.base) if s.history else None
-            tools = [*recommendation_tools(Recommender(ItemCatalog.from_file(self.base / s.catalog, kb), history)), *tools]
+            if isinstance(s.catalog, SQLSource):
+                catalog = ItemCatalog.from_sql(expand_env(s.catalog.url), s.catalog.sql, kb, base=self.base)
+            else:
+                catalog = ItemCatalog.from_file(self.base / s.catalog, kb)
+            if isinstance(s.history, SQLSource):
+                history = SQLHistory(expand_env(s.history.url), s.history.sql, base=self.base)
+            else:
+                history = resolve(s.history, self.base) if s.history else None
+            tools = [*recommendation_tools(Recommender(catalog, history)), *tools]
         return recommendation_agent(tools=tools, company=company, **self.common(s))
 
     def analysis(self, s: SpecialistSpec, company: str) -> Agent:
-        from llmos.agents.specialists.analysis import SpikeSettings, TextAnalyst, analysis_agent, analysis_tools, load_texts
+        from llmos.agents.specialists.analysis import (
+            SpikeSettings,
+            TextAnalyst,
+            analysis_agent,
+            analysis_tools,
+            load_texts,
+            texts_from_sql,
+        )
         from llmos.classifiers import load_classifier
 
         tools = self.tools(s)
         if s.texts is not None:
-            texts = load_texts(self.base / s.texts, subject_column=s.subject_column)
+            if isinstance(s.texts, SQLSource):
+                texts = texts_from_sql(expand_env(s.texts.url), s.texts.sql, subject_column=s.subject_column, base=self.base)
+            else:
+                texts = load_texts(self.base / s.texts, subject_column=s.subject_column)
             trained = {field: load_classifier(ref, self.home, self.base)
                        for field, ref in (("sentiment", s.sentiment_classifier), ("topic", s.topic_classifier)) if ref}
             analyst = TextAnalyst(texts, self.embedder_(), charts_dir=self.root / "charts", spike=SpikeSettings(**s.spike), **trained)

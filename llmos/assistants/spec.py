@@ -16,6 +16,10 @@
     name = "customer asks for a person"
     customer_says_any = ["human", "a person"]
 
+Data may come from the company's SQL database instead of a file: `catalog`, `history` and `texts`
+take `{ sql = "SELECT ...", url = "sqlite:///shop.db" }` (a relative SQLite path is relative to
+the file; `${NAME}` in a URL is read from the environment, so that passwords stay out of it).
+
 `check_file(path)` returns (the spec or None, every problem found); each problem names the
 file, the field, what is wrong and what to write instead.
 """
@@ -23,13 +27,15 @@ file, the field, what is wrong and what to write instead.
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import sys
 import tomllib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from llmos.agents.guidelines import DEFAULT_THRESHOLD, Guideline
 from llmos.agents.specialists.escalation import EscalationRule
@@ -53,6 +59,39 @@ class KnowledgeSource(_Strict):
     )
 
 
+class SQLSource(_Strict):
+    """Rows from the company's SQL database: a query and the database's SQLAlchemy URL."""
+
+    sql: str = Field(min_length=1, description="The query. A history query names the customer as :user.")
+    url: str = Field(min_length=1, description="sqlite:///shop.db (relative to the assistant file) or "
+                     "postgresql+psycopg://user:${SHOP_DB_PASSWORD}@host/db; ${NAME} is read from the environment.")
+
+
+def _file_or_sql(value: Any) -> str:
+    return "<sql>" if isinstance(value, (dict, SQLSource)) else "<file>"
+
+
+def _python_or_sql(value: Any) -> str:
+    return "<sql>" if isinstance(value, (dict, SQLSource)) else "<python>"
+
+
+# A file path, or a table {sql, url}. The tags (in angle brackets) are left out of the field names `llmos check` shows.
+FileOrSQL = Annotated[Union[Annotated[Path, Tag("<file>")], Annotated[SQLSource, Tag("<sql>")]], Discriminator(_file_or_sql)]
+PythonOrSQL = Annotated[Union[Annotated[str, Tag("<python>")], Annotated[SQLSource, Tag("<sql>")]], Discriminator(_python_or_sql)]
+
+_ENV = re.compile(r"\$\{(\w+)\}")
+
+
+def expand_env(url: str) -> str:
+    """`url` with each ${NAME} replaced by that environment variable. Raises ConfigError naming one that is unset."""
+    from llmos.errors import ConfigError
+
+    unset = [name for name in _ENV.findall(url) if name not in os.environ]
+    if unset:
+        raise ConfigError(f"the environment variable {', '.join(unset)} is not set; set it, or write the value.")
+    return _ENV.sub(lambda m: os.environ[m.group(1)], url)
+
+
 class SearchSettings(_Strict):
     name: str = "search_policies"
     k: int = Field(3, ge=1, le=20)
@@ -69,7 +108,9 @@ class TicketSettings(_Strict):
     )
     check_reference: str | None = Field(None, description="'module:function' (ctx, reference) -> reference, or raises.")
     user_key: str | None = Field(None, description="'module:function' (user) -> user as the company stores it.")
-    store: str | None = Field(None, description="'module:function' returning a TicketStore (default: LLMOS_HOME/tickets.sqlite).")
+    store: str | None = Field(None, description="'module:function' returning a TicketStore.")
+    url: str | None = Field(None, description="The ticket database's SQLAlchemy URL (SQLite relative to the assistant file, or "
+                            "PostgreSQL). Default: the session database (LLMOS_MEMORY_URL), else LLMOS_HOME/tickets.sqlite.")
 
 
 class SpecialistSpec(_Strict):
@@ -86,10 +127,13 @@ class SpecialistSpec(_Strict):
     max_tokens_per_call: int | None = Field(256, ge=1)
     tool_choice: str | None = Field(None, description="'auto', 'required', 'none' or a tool's name (default: the kind's).")
     # recommendation
-    catalog: Path | None = Field(None, description="Items file (.csv, .jsonl, .json), relative to the assistant file.")
-    history: str | None = Field(None, description="'module:function' (ctx) -> ids of the items the customer has.")
+    catalog: FileOrSQL | None = Field(None, description="Items file (.csv, .jsonl, .json), relative to the assistant file, "
+                                      "or {sql, url} returning the columns id, name[, category, price, description].")
+    history: PythonOrSQL | None = Field(None, description="'module:function' (ctx) -> ids of the items the customer has, "
+                                        "or {sql, url} returning them for the customer :user.")
     # analysis
-    texts: Path | None = Field(None, description="CSV of dated texts (columns id, date, text[, subject]).")
+    texts: FileOrSQL | None = Field(None, description="CSV of dated texts (columns id, date, text[, subject]), "
+                                    "or {sql, url} returning those columns.")
     subject_column: str | None = None
     spike: dict[str, float] = Field(default_factory=dict, description="Spike thresholds (see SpikeSettings).")
     sentiment_classifier: str | None = Field(
@@ -207,10 +251,18 @@ def _semantic_problems(data: dict[str, Any], base: Path) -> list[str]:
             value = s.get(field)
             if isinstance(value, str) and not (base / value).is_file():
                 problems.append(f"{where}.{field}: no file {base / value}; write a path relative to the assistant file.")
+        for field in ("catalog", "history", "texts"):
+            if isinstance(s.get(field), dict):
+                problems += _sql_problems(f"{where}.{field}", s[field], base, user=field == "history")
         tickets = s.get("tickets") if isinstance(s.get("tickets"), dict) else {}
         for field, value in (("history", s.get("history")), *((f"tickets.{k}", tickets.get(k)) for k in ("check_reference", "user_key", "store"))):
             if isinstance(value, str):
                 problems += _import_problem(f"{where}.{field}", value, base)
+        if isinstance(tickets.get("url"), str):
+            if tickets.get("store") is not None:
+                problems.append(f"{where}.tickets: give store = \"module:function\" or url = \"...\", not both.")
+            else:
+                problems += _url_problems(f"{where}.tickets.url", tickets["url"], base)
         if s.get("kind") == "recommendation" and s.get("catalog") is None and not s.get("tools"):
             problems.append(f"{where}: a recommendation specialist needs catalog = \"items.csv\" (or tools).")
         if s.get("kind") == "analysis" and s.get("texts") is None and not s.get("tools"):
@@ -234,6 +286,50 @@ def _semantic_problems(data: dict[str, Any], base: Path) -> list[str]:
             problems.append(f"guidelines[{n}].specialists: no specialist named {', '.join(map(str, unknown))}; "
                             f"use one of {', '.join(map(str, names))}.")
     return problems
+
+
+def _sql_problems(where: str, source: dict[str, Any], base: Path, *, user: bool) -> list[str]:
+    """A {sql, url} source: a URL that works here, and a query naming exactly the parameters llmos gives (:user for a
+    history, none otherwise). The query itself runs when the assistant loads, not here."""
+    from llmos.agents.specialists.sql import bound_names
+
+    problems = []
+    url, sql = source.get("url"), source.get("sql")
+    if isinstance(url, str) and url:
+        problems += _url_problems(f"{where}.url", url, base, must_exist=True)
+    if isinstance(sql, str) and sql.strip():
+        names = bound_names(sql)
+        if user and "user" not in names:
+            problems.append(f"{where}.sql: the query must name the customer as :user, e.g. "
+                            "SELECT item_id FROM orders WHERE customer_id = :user.")
+        extra = sorted(names - ({"user"} if user else set()))
+        if extra:
+            given = "only :user" if user else "none"
+            problems.append(f"{where}.sql: the query names :{', :'.join(extra)}, but llmos gives {given}; "
+                            "write the value into the query (or write \\: for a colon).")
+    return problems
+
+
+def _url_problems(where: str, url: str, base: Path, *, must_exist: bool = False) -> list[str]:
+    """A database URL: it expands, parses, its driver is installed, and (for data read from it) its SQLite file exists."""
+    from sqlalchemy.exc import NoSuchModuleError
+
+    from llmos.agents.specialists.sql import URL_HELP, sync_url
+    from llmos.errors import ConfigError
+
+    try:
+        parsed = sync_url(expand_env(url), base)
+        parsed.get_dialect().import_dbapi()
+    except ConfigError as exc:
+        return [f"{where}: {exc}"]
+    except NoSuchModuleError:
+        return [f"{where}: SQLAlchemy knows no database '{url.split(':', 1)[0]}'. {URL_HELP}"]
+    except ImportError as exc:
+        return [f"{where}: the driver for this URL is not installed ({exc.name}); pip install 'llmos[memory]'."]
+    if must_exist and parsed.get_backend_name() == "sqlite" and not Path(parsed.database).is_file():
+        return [f"{where}: no SQLite file {parsed.database}; write a path relative to the assistant file "
+                "(sqlite:///shop.db) or an absolute one (sqlite:////data/shop.db)."]
+    return []
 
 
 def _classifier_problem(where: str, value: Any, base: Path) -> list[str]:
@@ -297,6 +393,8 @@ def _where(loc: tuple, data: Any) -> str:
     out = ""
     node = data
     for part in loc:
+        if isinstance(part, str) and part.startswith("<"):
+            continue  # a union's tag, e.g. <sql>: the field is the same whichever form it takes
         if isinstance(part, int):
             name = node[part].get("name") if isinstance(node, list) and part < len(node) and isinstance(node[part], dict) else None
             out += f"[{part}]" + (f" ({name})" if name else "")

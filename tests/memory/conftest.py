@@ -1,6 +1,6 @@
 """The conformance suite runs every test on SQLite and on a real PostgreSQL server.
 
-The server is this session's own cluster in a temporary folder (llmos.memory.testing.TempPostgres),
+The server is this session's own cluster in a temporary folder (`postgres_server` in tests/conftest.py),
 stopped by its PID when the session ends, also after failures. Its tests carry the `postgres` marker:
 `pytest -m "not postgres"` runs the SQLite half alone.
 """
@@ -12,18 +12,6 @@ import uuid
 import pytest
 
 from llmos.memory import SQLSessionStore
-from llmos.memory.testing import TempPostgres
-
-
-@pytest.fixture(scope="session")
-def postgres_server():
-    # Commits behave as in production; only the server's own crash safety (fsync) is off: no test crashes it.
-    server = TempPostgres(settings={"fsync": "off"})
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

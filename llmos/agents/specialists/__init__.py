@@ -21,10 +21,17 @@ from llmos.agents.specialists.analysis import (
     analysis_tools,
     detect_spike,
     load_texts,
+    texts_from_sql,
 )
 from llmos.agents.specialists.catalog import CatalogItem, ItemCatalog, load_items
 from llmos.agents.specialists.escalation import Condition, EscalationPolicy, EscalationRule
-from llmos.agents.specialists.recommendation import Recommendations, Recommender, recommendation_agent, recommendation_tools
+from llmos.agents.specialists.recommendation import (
+    Recommendations,
+    Recommender,
+    SQLHistory,
+    recommendation_agent,
+    recommendation_tools,
+)
 from llmos.agents.specialists.support import support_agent, support_instructions
 from llmos.agents.specialists.tickets import Ticket, TicketDesk, TicketStore
 
@@ -37,6 +44,7 @@ __all__ = [
     "ItemCatalog",
     "Recommendations",
     "Recommender",
+    "SQLHistory",
     "SentimentClassifier",
     "SpikeReport",
     "SpikeSettings",
@@ -54,4 +62,5 @@ __all__ = [
     "recommendation_tools",
     "support_agent",
     "support_instructions",
+    "texts_from_sql",
 ]

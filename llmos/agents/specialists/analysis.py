@@ -16,6 +16,7 @@ baseline (tiny standard deviation) from turning noise into alerts. Both, and the
 the detector's thresholds, are settings (`SpikeSettings`).
 
     texts = load_texts("reviews.csv", subject_column="product_id")   # any dated texts
+    texts = texts_from_sql("sqlite:///shop.db", "SELECT id, created AS date, body AS text FROM reviews")
     analyst = TextAnalyst(texts, embedder, charts_dir=Path("charts"), spike=SpikeSettings(z_threshold=3))
     agent = analysis_agent(analyst, company="Acme Lamps")
 
@@ -32,7 +33,7 @@ import csv
 import math
 import threading
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +41,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from llmos.agents.agent import Agent, Budget
+from llmos.agents.specialists.sql import read_rows, shown
 from llmos.classifiers.base import Classifier, predict_labels
 from llmos.errors import ClassifierError, InvalidDataError
 from llmos.knowledge import Embedder
@@ -460,6 +462,43 @@ def load_texts(
     except ValueError as exc:
         raise InvalidDataError(f"{path.name}: a row cannot be read ({exc}); dates are YYYY-MM-DD.") from None
     return sorted(texts, key=lambda t: t.date)
+
+
+def texts_from_sql(url: str, query: str, *, subject_column: str | None = None, base: Path | None = None) -> list[TimedText]:
+    """Dated texts from a SQL query returning the columns id, date, text (and `subject_column`), in date order.
+
+    A date may be a DATE, a timestamp (its day counts) or text starting YYYY-MM-DD. url: a SQLAlchemy URL (a
+    relative SQLite path is taken from `base`). Raises InvalidDataError for a failing query, a missing column,
+    no rows or a row that cannot be read.
+    """
+    where = f"The texts query on {shown(url)}"
+    columns, rows = read_rows(url, query, what=where, base=base)
+    missing = [c for c in ("id", "date", "text", subject_column) if c and c not in columns]
+    if missing:
+        raise InvalidDataError(f"{where} returns the columns {', '.join(columns) or 'none'}, without {', '.join(missing)}; "
+                               "alias them, e.g. SELECT review_id AS id, created_at AS date, body AS text.")
+    if not rows:
+        raise InvalidDataError(f"{where} returns no rows; the analyst needs at least one dated text.")
+    texts = []
+    for n, row in enumerate(rows, 1):
+        try:
+            texts.append(TimedText(id=str(row["id"]), date=_day(row["date"]), text=str(row["text"] or ""),
+                                   subject=None if not subject_column or row[subject_column] is None else str(row[subject_column])))
+        except (TypeError, ValueError) as exc:
+            raise InvalidDataError(f"{where}: row {n} cannot be read ({exc}); dates are DATE, TIMESTAMP or "
+                                   "YYYY-MM-DD text.") from None
+    return sorted(texts, key=lambda t: t.date)
+
+
+def _day(value: object) -> date:
+    """The day of a SQL date, timestamp or ISO text (SQLite keeps timestamps as text)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.strip()).date()
+    raise ValueError(f"date {value!r} is not a date")
 
 
 class TextAnalyst:

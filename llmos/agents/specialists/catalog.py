@@ -1,6 +1,7 @@
-"""An item catalog for the recommendation specialist: items with vectors, from CSV, JSON lines or a knowledge base.
+"""An item catalog for the recommendation specialist: items with vectors, from CSV, JSON lines, SQL or a knowledge base.
 
     catalog = ItemCatalog.from_file("products.csv", kb)    # columns id, name, category, price, description
+    catalog = ItemCatalog.from_sql("sqlite:///shop.db", "SELECT sku AS id, title AS name, price FROM products", kb)
     catalog = ItemCatalog.from_knowledge(kb)               # a collection already holding one chunk per item
 
 The vectors live in a knowledge-base collection (one chunk per item, its id the item id, its
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from llmos.agents.specialists.sql import read_rows, shown
 from llmos.errors import InvalidDataError
 from llmos.knowledge import Chunk, Embedder, KnowledgeBase, Location
 
@@ -65,6 +67,16 @@ class ItemCatalog:
         return cls.from_items(load_items(path), kb, source=Path(path).name)
 
     @classmethod
+    def from_sql(cls, url: str, query: str, kb: KnowledgeBase, *, base: Path | None = None) -> ItemCatalog:
+        """The items a query returns, its columns named like a CSV catalog's (alias them: `SELECT sku AS id ...`).
+
+        url: a SQLAlchemy URL (a relative SQLite path is taken from `base`, default the current folder).
+        Raises InvalidDataError when the query fails, lacks the id or name column, or returns no items.
+        """
+        columns, rows = read_rows(url, query, what="the catalog query", base=base)
+        return cls.from_items(items_from_rows(columns, rows, f"The catalog query on {shown(url)}"), kb, source="catalog query")
+
+    @classmethod
     def from_knowledge(cls, kb: KnowledgeBase) -> ItemCatalog:
         """Every chunk of the collection as an item: its id, its first line as the name, its first tag as the category."""
         items = {}
@@ -75,6 +87,31 @@ class ItemCatalog:
         if not items:
             raise InvalidDataError(f"The knowledge base tenant '{kb.tenant}' holds no items; ingest the catalog first.")
         return cls(items, kb)
+
+
+ITEM_COLUMNS = ("id", "name", "category", "price", "description")
+
+
+def items_from_rows(columns: list[str], rows: list[dict], where: str) -> list[CatalogItem]:
+    """Catalog items from the rows of a SQL query: columns as in a CSV catalog, NULLs as empty cells, other columns ignored."""
+    missing = [c for c in ("id", "name") if c not in columns]
+    if missing:
+        raise InvalidDataError(
+            f"{where} returns the columns {', '.join(columns) or 'none'}, without {' and '.join(missing)}. A catalog "
+            f"needs id and name (and may have category, price, description): alias them, e.g. SELECT sku AS id, title AS name.")
+    if not rows:
+        raise InvalidDataError(f"{where} returns no rows; a catalog needs at least one item.")
+    items = []
+    for n, row in enumerate(rows, 1):
+        values = {c: row[c] for c in ITEM_COLUMNS if c in row and row[c] is not None}
+        # SQL ids are often numbers and prices decimals: read them as a CSV cell would be.
+        values.update({c: str(values[c]) for c in ("id", "name", "category", "description") if c in values})
+        try:
+            items.append(CatalogItem(**values))
+        except ValidationError as exc:
+            problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+            raise InvalidDataError(f"{where}: row {n} is not a catalog item ({problem}).") from None
+    return items
 
 
 def load_items(path: str | Path) -> list[CatalogItem]:

@@ -5,6 +5,7 @@
 
 `history(ctx) -> item ids` is the company's: the items the signed-in customer already has
 (from its order system, a table, long-term memory). Without it, picks follow the request only.
+`SQLHistory(url, "SELECT item_id FROM orders WHERE customer_id = :user")` is one over a SQL table.
 
 How a recommendation is made (`Recommender.recommend`):
 1. The query vector mixes the request's embedding and the mean embedding of the items the
@@ -26,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from llmos.agents.agent import Agent, Budget
 from llmos.agents.specialists.catalog import ItemCatalog
+from llmos.agents.specialists.sql import bound_names, read_rows, shown
 from llmos.errors import InvalidDataError
 from llmos.llm.model import ChatModel
 from llmos.tools import RunContext, Tool, tool
@@ -68,6 +70,31 @@ class Recommendations(BaseModel):
     request: str
     picks: list[Pick]
     owned: list[str] = Field(description="Ids of items the customer already owns; never recommended.")
+
+
+class SQLHistory:
+    """A customer's items from a SQL query: `history = SQLHistory(url, query)`, then `Recommender(catalog, history)`.
+
+    The query names the signed-in customer as the bound parameter `:user` (the run's user, through `user_key`),
+    never formatted into its text, and returns the item ids: a column `id`, or its only column.
+    """
+
+    def __init__(self, url: str, query: str, *, user_key: Callable[[str], str] = str.strip, base=None) -> None:
+        if "user" not in bound_names(query):
+            raise InvalidDataError("The history query must name the customer as :user, e.g. "
+                                   "SELECT item_id FROM orders WHERE customer_id = :user.")
+        self.url, self.query, self.user_key, self.base = url, query, user_key, base
+
+    def __call__(self, ctx: RunContext) -> list[str]:
+        if not ctx.user or not ctx.user.strip():
+            return []
+        where = f"The history query on {shown(self.url)}"
+        columns, rows = read_rows(self.url, self.query, {"user": self.user_key(ctx.user)}, what=where, base=self.base)
+        if "id" not in columns and len(columns) != 1:
+            raise InvalidDataError(f"{where} returns the columns {', '.join(columns)}; return the item ids as one column, "
+                                   "or name it id (SELECT item_id AS id ...).")
+        column = "id" if "id" in columns else columns[0]
+        return [str(row[column]) for row in rows if row[column] is not None]
 
 
 class Recommender:

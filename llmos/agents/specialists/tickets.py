@@ -1,6 +1,7 @@
 """llmos's own ticket store: support tickets per tenant and customer, and the tools that write them.
 
-    store = TicketStore()                      # LLMOS_HOME/tickets.sqlite, or TicketStore("path.sqlite")
+    store = TicketStore()                      # the session database (LLMOS_MEMORY_URL), else LLMOS_HOME/tickets.sqlite
+    store = TicketStore("postgresql+psycopg://llmos@db/llmos")   # or any SQLAlchemy URL, or a SQLite file's path
     desk = TicketDesk(store)
     tools = desk.tools()                       # create_ticket, update_ticket, escalate_to_human
 
@@ -8,6 +9,12 @@ A ticket belongs to the run's tenant (`ctx.tenant`, or "default") and customer (
 the model never names either, and a ticket of another customer or tenant answers like a
 missing one. `reference` is what the ticket is about (an order, a card, an account), checked
 by the company's own `check_reference` when it gives one (e.g. "is this order theirs?").
+
+Tickets keep their own table (`tickets`), created when a store first opens a database, rather than
+a migration of the session schema: the ticket tools are synchronous (they run on the sync driver of
+the same database, which the session store reaches through its async one), a ticket database needs
+none of the memory extra when it is a SQLite file, and the session schema's versions stay about
+sessions. A ticket database may be the session database or any other.
 """
 
 from __future__ import annotations
@@ -18,10 +25,13 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
-from sqlalchemy import Boolean, DateTime, Integer, String, Text, create_engine, func, select
+from sqlalchemy import Boolean, DateTime, Integer, String, Text, func, select, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from llmos.errors import AccessDeniedError, NotFoundError
+from llmos.agents.specialists.sql import engine_for, shown, sync_url
+from llmos.errors import AccessDeniedError, ConfigError, NotFoundError
 from llmos.tools import RunContext, Tool, tool
 
 DEFAULT_TENANT = "default"
@@ -68,17 +78,47 @@ class Ticket(BaseModel):
 
 
 class TicketStore:
-    """Tickets in SQLite (SQLAlchemy): one file, every tenant, each query scoped to one tenant and customer."""
+    """Tickets in one SQL table (SQLAlchemy): every tenant, each query scoped to one tenant and customer.
 
-    def __init__(self, path: str | Path | None = None) -> None:
-        if path is None:
+    url: a SQLAlchemy URL (SQLite or PostgreSQL; an async driver gets its sync twin) or a SQLite file's path.
+        Default: the session database when LLMOS_MEMORY_URL names one, else LLMOS_HOME/tickets.sqlite.
+    """
+
+    def __init__(self, url: str | URL | Path | None = None) -> None:
+        if url is None:
             from llmos.config import get_settings
 
-            path = get_settings().home / "tickets.sqlite"
-        self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(f"sqlite:///{self.path}")
-        _Base.metadata.create_all(self.engine)
+            settings = get_settings()
+            url = settings.memory_url or settings.home / "tickets.sqlite"
+        if isinstance(url, Path) or (isinstance(url, str) and "://" not in url):
+            path = Path(url).expanduser().resolve()
+            url = URL.create("sqlite", database=str(path))
+        self.url = sync_url(url)
+        self.database = shown(self.url)
+        if self.url.get_backend_name() == "sqlite":
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = engine_for(self.url)
+        self._create_table()
+
+    def __repr__(self) -> str:
+        return f"TicketStore({self.database!r})"
+
+    def _create_table(self) -> None:
+        """Create the tickets table unless the database has it; processes opening a fresh database at once create it once."""
+        try:
+            with self.engine.begin() as connection:
+                if self.engine.dialect.name == "postgresql":
+                    # Held to the end of this transaction: a second process waits, then finds the table.
+                    connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('llmos.tickets'))"))
+                _Base.metadata.create_all(connection)
+        except DBAPIError as exc:
+            if "already exists" in str(exc.orig):  # SQLite: another process created it between the check and ours
+                return
+            reason = " ".join(str(exc.orig if exc.orig is not None else exc).split())[:300]
+            if self.url.password:
+                reason = reason.replace(str(self.url.password), "***")
+            raise ConfigError(f"The ticket database {self.database} cannot be opened: {reason}. "
+                              "Check that it is running and the URL is right.") from None
 
     def session(self) -> Session:
         # expire_on_commit=False: tools return values read after the commit.
