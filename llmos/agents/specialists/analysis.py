@@ -472,7 +472,7 @@ def texts_from_sql(url: str, query: str, *, subject_column: str | None = None, b
     no rows or a row that cannot be read.
     """
     where = f"The texts query on {shown(url)}"
-    columns, rows = read_rows(url, query, what=where, base=base)
+    columns, rows = read_rows(url, query, what="The texts query", base=base)
     missing = [c for c in ("id", "date", "text", subject_column) if c and c not in columns]
     if missing:
         raise InvalidDataError(f"{where} returns the columns {', '.join(columns) or 'none'}, without {', '.join(missing)}; "

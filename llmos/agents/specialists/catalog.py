@@ -73,7 +73,7 @@ class ItemCatalog:
         url: a SQLAlchemy URL (a relative SQLite path is taken from `base`, default the current folder).
         Raises InvalidDataError when the query fails, lacks the id or name column, or returns no items.
         """
-        columns, rows = read_rows(url, query, what="the catalog query", base=base)
+        columns, rows = read_rows(url, query, what="The catalog query", base=base)
         return cls.from_items(items_from_rows(columns, rows, f"The catalog query on {shown(url)}"), kb, source="catalog query")
 
     @classmethod

@@ -89,7 +89,7 @@ class SQLHistory:
         if not ctx.user or not ctx.user.strip():
             return []
         where = f"The history query on {shown(self.url)}"
-        columns, rows = read_rows(self.url, self.query, {"user": self.user_key(ctx.user)}, what=where, base=self.base)
+        columns, rows = read_rows(self.url, self.query, {"user": self.user_key(ctx.user)}, what="The history query", base=self.base)
         if "id" not in columns and len(columns) != 1:
             raise InvalidDataError(f"{where} returns the columns {', '.join(columns)}; return the item ids as one column, "
                                    "or name it id (SELECT item_id AS id ...).")

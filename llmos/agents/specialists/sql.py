@@ -1,7 +1,7 @@
 """Rows from a company's own SQL database: the catalog, a customer's history and dated texts.
 
-    columns, rows = read_rows("sqlite:///shop.db", "SELECT sku AS id, title AS name FROM products", what="the catalog")
-    _, owned = read_rows(url, "SELECT item_id FROM orders WHERE customer = :user", {"user": "C007"}, what="the history")
+    columns, rows = read_rows("sqlite:///shop.db", "SELECT sku AS id, title AS name FROM products", what="The catalog query")
+    _, owned = read_rows(url, "SELECT item_id FROM orders WHERE customer = :user", {"user": "C007"}, what="The history query")
 
 Any SQLAlchemy URL works: a SQLite file, or `postgresql+psycopg://user@host/db`. The specialists call
 their tools synchronously, so a URL written for the async session store (`sqlite+aiosqlite`,
@@ -97,7 +97,7 @@ def read_rows(url: str | URL, query: str, params: dict[str, Any] | None = None, 
     unbound = bound_names(query) - set(params)
     if unbound:
         given = ", ".join(f":{p}" for p in params) or "none"
-        raise InvalidDataError(f"{what}: the query names :{', :'.join(sorted(unbound))}, which llmos does not give "
+        raise InvalidDataError(f"{what} names :{', :'.join(sorted(unbound))}, which llmos does not give "
                                f"(it gives: {given}). Remove it, or write the value into the query.")
     try:
         with engine_for(url, read_only=True).connect() as connection:
@@ -105,7 +105,7 @@ def read_rows(url: str | URL, query: str, params: dict[str, Any] | None = None, 
                 connection.execute(text("SET TRANSACTION READ ONLY"))
             result = connection.execute(text(query), params)
             if not result.returns_rows:
-                raise InvalidDataError(f"{what}: the query returns no rows; write a SELECT.")
+                raise InvalidDataError(f"{what} returns no rows; write a SELECT.")
             columns = list(result.keys())
             rows = [dict(zip(columns, row)) for row in result]
             connection.rollback()
@@ -113,7 +113,7 @@ def read_rows(url: str | URL, query: str, params: dict[str, Any] | None = None, 
         reason = " ".join(str(exc.orig if exc.orig is not None else exc).split())[:300]
         if url.password:
             reason = reason.replace(str(url.password), "***")
-        raise InvalidDataError(f"{what}: the query failed on {shown(url)}: {reason}. Check the query and the URL.") from None
+        raise InvalidDataError(f"{what} failed on {shown(url)} ({reason}). Check the query and the URL.") from None
     except SQLAlchemyError as exc:
-        raise InvalidDataError(f"{what}: the query cannot run on {shown(url)}: {exc}.") from None
+        raise InvalidDataError(f"{what} cannot run on {shown(url)} ({exc}).") from None
     return columns, rows

@@ -117,7 +117,7 @@ class TicketStore:
             reason = " ".join(str(exc.orig if exc.orig is not None else exc).split())[:300]
             if self.url.password:
                 reason = reason.replace(str(self.url.password), "***")
-            raise ConfigError(f"The ticket database {self.database} cannot be opened: {reason}. "
+            raise ConfigError(f"The ticket database {self.database} cannot be opened ({reason}). "
                               "Check that it is running and the URL is right.") from None
 
     def session(self) -> Session:
