@@ -4,7 +4,8 @@
     stores.docs.search("damaged stove") # policies and FAQ (tenant "demo-docs")
     stores.catalog                      # catalog item texts (tenant "demo-catalog"), one chunk per item
     with stores.session() as db: ...    # customers, orders, order_items (SQLAlchemy)
-    stores.tickets                      # llmos's ticket store (tickets.sqlite), which the support specialist writes
+    stores.tickets                      # llmos's ticket store, which the support specialist writes: the session
+                                        # database (LLMOS_MEMORY_URL) when one is set, else tickets.sqlite
 
 Preparing again is free: a marker file records which data version was built. When the
 packaged data changes, customers and orders are reloaded and both collections rebuilt;
@@ -100,17 +101,22 @@ class DemoStores:
 
 
 def prepare_demo(home: str | Path | None = None, *, embedder: Embedder | None = None) -> DemoStores:
-    """Build the demo stores under `home`/demo (default LLMOS_HOME), once; later calls only open them."""
-    if home is None:
-        from llmos.config import get_settings
+    """Build the demo stores under `home`/demo (default LLMOS_HOME), once; later calls only open them.
 
+    Tickets go to the session database when LLMOS_MEMORY_URL names one and `home` is the default; a `home`
+    given (a test's, a trial's) keeps everything, tickets included, under it.
+    """
+    from llmos.config import get_settings
+
+    memory_url = get_settings().memory_url if home is None else None
+    if home is None:
         home = get_settings().home
     root = Path(home).expanduser() / "demo"
     root.mkdir(parents=True, exist_ok=True)
     engine = create_engine(f"sqlite:///{root / 'demo.sqlite'}")
     kbs = open_tenants(root / "knowledge", [DOCS_TENANT, CATALOG_TENANT], embedder=embedder)
     items = {i["id"]: CatalogItem(**i) for i in json.loads((DATA_DIR / "catalog.json").read_text())}
-    tickets = TicketStore(root / "tickets.sqlite")
+    tickets = TicketStore(memory_url or root / "tickets.sqlite")
     stores = DemoStores(root, engine, kbs[DOCS_TENANT], kbs[CATALOG_TENANT], items, DATA_DIR / "reviews.csv", tickets)
 
     marker = root / "prepared.json"
