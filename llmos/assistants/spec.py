@@ -265,6 +265,8 @@ def _semantic_problems(data: dict[str, Any], base: Path) -> list[str]:
                 problems += _url_problems(f"{where}.tickets.url", tickets["url"], base)
         if s.get("kind") == "recommendation" and s.get("catalog") is None and not s.get("tools"):
             problems.append(f"{where}: a recommendation specialist needs catalog = \"items.csv\" (or tools).")
+        if s.get("history") is not None and s.get("catalog") is None:
+            problems.append(f"{where}.history: a history is read with a catalog; add catalog = ..., or remove history.")
         if s.get("kind") == "analysis" and s.get("texts") is None and not s.get("tools"):
             problems.append(f"{where}: an analysis specialist needs texts = \"texts.csv\" (or tools).")
         for field in ("sentiment_classifier", "topic_classifier"):

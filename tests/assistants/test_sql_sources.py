@@ -164,6 +164,13 @@ def test_check_names_every_sql_mistake_with_its_field(tmp_path):
         assert f": {field}: " in problem and words in problem, problem
 
 
+def test_a_history_without_a_catalog_is_a_mistake(hearth):
+    hearth.write_text(HEARTH.replace("catalog = {", "# catalog = {"))
+    _, problems = check_file(hearth)
+    assert len(problems) == 2, problems  # and the specialist has no catalog at all
+    assert ": specialists[1] (picks).history: a history is read with a catalog" in problems[1], problems
+
+
 def test_the_sql_file_passes_the_check(hearth):
     spec, problems = check_file(hearth)
     assert problems == [] and spec.specialists[1].catalog.url == "sqlite:///shop.db"

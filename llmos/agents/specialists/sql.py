@@ -16,6 +16,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
@@ -72,7 +73,7 @@ def _engine(url: URL, read_only: bool) -> Engine:
     # One engine (one pool) per database and mode, shared by every source that reads it.
     if url.get_backend_name() == "sqlite" and read_only:
         # SQLite's own read-only mode: a query cannot write, and a missing file is an error rather than a new empty one.
-        url = url.set(database=f"file:{url.database}?mode=ro", query={"uri": "true"})
+        url = url.set(database=f"file:{quote(url.database)}?mode=ro", query={"uri": "true"})
     try:
         return create_engine(url, pool_pre_ping=url.get_backend_name() != "sqlite")
     except NoSuchModuleError:
