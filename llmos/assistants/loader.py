@@ -186,13 +186,14 @@ class _Builder:
         return out
 
     def ticket_url(self, url: str | None):
-        """The file's ticket database, else the session database, else a SQLite file in this assistant's home."""
+        """The file's ticket database, else the session database (None: TicketStore's default), else a SQLite file
+        in this assistant's home."""
         from llmos.agents.specialists.sql import sync_url
         from llmos.config import get_settings
 
         if url is not None:
             return sync_url(expand_env(url), self.base)
-        return get_settings().memory_url or self.home / "tickets.sqlite"
+        return None if get_settings().memory_url else self.home / "tickets.sqlite"
 
     def recommendation(self, s: SpecialistSpec, company: str) -> Agent:
         from llmos.agents.specialists.catalog import ItemCatalog

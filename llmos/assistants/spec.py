@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from llmos.agents.guidelines import DEFAULT_THRESHOLD, Guideline
 from llmos.agents.specialists.escalation import EscalationRule
+from llmos.errors import ConfigError
 
 Kind = Literal["support", "recommendation", "analysis", "custom"]
 KINDS = ("support", "recommendation", "analysis", "custom")
@@ -84,8 +85,6 @@ _ENV = re.compile(r"\$\{(\w+)\}")
 
 def expand_env(url: str) -> str:
     """`url` with each ${NAME} replaced by that environment variable. Raises ConfigError naming one that is unset."""
-    from llmos.errors import ConfigError
-
     unset = [name for name in _ENV.findall(url) if name not in os.environ]
     if unset:
         raise ConfigError(f"the environment variable {', '.join(unset)} is not set; set it, or write the value.")
@@ -317,7 +316,6 @@ def _url_problems(where: str, url: str, base: Path, *, must_exist: bool = False)
     from sqlalchemy.exc import NoSuchModuleError
 
     from llmos.agents.specialists.sql import URL_HELP, sync_url
-    from llmos.errors import ConfigError
 
     try:
         parsed = sync_url(expand_env(url), base)

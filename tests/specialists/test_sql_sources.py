@@ -132,9 +132,13 @@ def test_without_a_session_database_tickets_are_a_file_in_llmos_home(tmp_path):
     assert (tmp_path / "home" / "tickets.sqlite").is_file()
 
 
-def test_an_unusable_ticket_database_is_named_without_its_password():
+def test_an_unusable_ticket_database_is_named_without_its_password(monkeypatch):
     from llmos.errors import ConfigError
 
+    monkeypatch.setenv("LLMOS_MEMORY_URL", "not a url")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigError, match=r"The ticket database URL \(LLMOS_MEMORY_URL\): not a database URL"):
+        TicketStore()
     with pytest.raises(ConfigError, match="in-memory"):
         TicketStore("sqlite://")
     with pytest.raises(ConfigError, match=r"postgresql\+psycopg://bank:\*\*\*@.* cannot be opened \(") as caught:

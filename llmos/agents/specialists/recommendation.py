@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -79,7 +80,7 @@ class SQLHistory:
     never formatted into its text, and returns the item ids: a column `id`, or its only column.
     """
 
-    def __init__(self, url: str, query: str, *, user_key: Callable[[str], str] = str.strip, base=None) -> None:
+    def __init__(self, url: str, query: str, *, user_key: Callable[[str], str] = str.strip, base: Path | None = None) -> None:
         if "user" not in bound_names(query):
             raise InvalidDataError("The history query must name the customer as :user, e.g. "
                                    "SELECT item_id FROM orders WHERE customer_id = :user.")

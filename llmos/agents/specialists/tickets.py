@@ -85,15 +85,20 @@ class TicketStore:
     """
 
     def __init__(self, url: str | URL | Path | None = None) -> None:
+        setting = ""
         if url is None:
             from llmos.config import get_settings
 
             settings = get_settings()
             url = settings.memory_url or settings.home / "tickets.sqlite"
-        if isinstance(url, Path) or (isinstance(url, str) and "://" not in url):
+            setting = " (LLMOS_MEMORY_URL)" if settings.memory_url else ""
+        if isinstance(url, Path) or (isinstance(url, str) and "://" not in url and not setting):  # a setting is a URL
             path = Path(url).expanduser().resolve()
             url = URL.create("sqlite", database=str(path))
-        self.url = sync_url(url)
+        try:
+            self.url = sync_url(url)
+        except ConfigError as exc:
+            raise ConfigError(f"The ticket database URL{setting}: {exc}") from None
         self.database = shown(self.url)
         if self.url.get_backend_name() == "sqlite":
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
