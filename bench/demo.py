@@ -1,15 +1,14 @@
-"""The demo goal end to end on the in-process model: wall time, model calls, tokens, and what came out.
+"""The demo goal end to end on the in-process model, on both engines: wall time, model calls, tokens, and what came out.
 
-    python -m bench.demo [--runs 1]
+    python -m bench.demo [--runs 1] [--engines transformers,llamacpp]
 
-Runs `llmos demo`'s team on DEMO_GOAL (support + recommendation + analysis) with the default
-local model, as `make demo` does, and records per run: wall time, time to the plan, each
-subtask's time and outcome, model calls and tokens, and whether the answer cites a policy
-document. The baseline in the same run is the subtasks' own times added up: against the
-wall time of the subtask phase it shows how much running them side by side saved. The
-in-process backend serves one generation at a time (a FIFO queue), so the overlap comes
-from tools and waiting, not from decoding; on vLLM, subtasks also decode together (see
-bench/parallel_plan.py). Writes bench/results/demo.json. About 4-8 minutes a run on 2 cores.
+Runs `llmos demo`'s team on DEMO_GOAL (support + recommendation + analysis) with the 0.5B
+model, as `make demo` does, once on each engine in the same run (llama.cpp on the shipped
+GGUF file against the transformers baseline), and records per run: wall time, time to the
+plan, each subtask's time and outcome, model calls and tokens, and whether the answer cites
+a policy document. `speedup` is the transformers median wall time over llama.cpp's. The
+subtasks' own times added up, against the wall time of the subtask phase, show how much
+running them side by side saved. Writes bench/results/demo.json. About 5 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -17,13 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import time
 
 from bench.common import print_table, write_results
 from llmos.agents import ErrorEvent, FinalEvent, PlanEvent, SubtaskFinishedEvent, SubtaskStartedEvent
 from llmos.demo import DATA_DIR, prepare_demo
 from llmos.demo.team import DEMO_GOAL, demo_team
-from llmos.llm import get_model
+from llmos.llm.local import LlamaCppModel, LocalModel
 from llmos.tools import RunContext
 
 MODEL = "qwen2.5-coder-0.5b"
@@ -84,20 +84,26 @@ async def one_run(team) -> dict:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--engines", default="transformers,llamacpp", help="Comma-separated, measured in this order.")
     args = parser.parse_args()
 
     load_at_start = os.getloadavg()
     stores = prepare_demo()
-    model = get_model(MODEL)
-    runs = []
-    try:
-        for _ in range(args.runs):
-            runs.append(await one_run(demo_team(stores, model)))
-    finally:
-        await model.aclose()
+    runs, engines = [], [e.strip() for e in args.engines.split(",") if e.strip()]
+    for engine in engines:
+        # One engine loaded at a time, so that they never compete for the cores.
+        model = (LlamaCppModel if engine == "llamacpp" else LocalModel).from_catalog(MODEL)
+        try:
+            for _ in range(args.runs):
+                print(f"running the demo goal on {engine} ...", flush=True)
+                runs.append({"engine": engine, **await one_run(demo_team(stores, model))})
+        finally:
+            await model.aclose()
+    wall = {e: statistics.median(r["wall_s"] for r in runs if r["engine"] == e) for e in engines}
+    speedup = wall["transformers"] / wall["llamacpp"] if {"transformers", "llamacpp"} <= wall.keys() else None
     rows = [
         [
-            i + 1, r["wall_s"], r["plan_s"], f"{r['subtasks_ok']}/{len(r['subtasks'])}", ", ".join(r["specialists"]),
+            r["engine"], i + 1, r["wall_s"], r["plan_s"], f"{r['subtasks_ok']}/{len(r['subtasks'])}", ", ".join(r["specialists"]),
             r["model_calls"], f"{r['prompt_tokens']}+{r['completion_tokens']}",
             r["subtask_seconds_added_up"] / r["subtask_phase_s"] if r["subtask_phase_s"] else 0.0, r["cites_a_policy"],
         ]
@@ -105,14 +111,17 @@ async def main() -> None:
     ]  # fmt: skip
     print_table(
         f"The demo goal on the in-process {MODEL}",
-        ["run", "wall s", "plan s", "subtasks ok", "specialists", "model calls", "tokens (prompt+completion)",
+        ["engine", "run", "wall s", "plan s", "subtasks ok", "specialists", "model calls", "tokens (prompt+completion)",
          "subtask overlap", "cites a policy"],
         rows,
     )  # fmt: skip
+    if speedup:
+        print(f"llama.cpp speedup on the demo goal: {speedup:.2f}x ({wall['transformers']:.1f} s -> {wall['llamacpp']:.1f} s)")
     path = write_results(
         "demo",
         {
-            "model": MODEL, "backend": "in-process", "goal": DEMO_GOAL, "runs": runs,
+            "model": MODEL, "backend": "in-process", "goal": DEMO_GOAL,
+            "wall_s": wall, "speedup": speedup, "goal_wall_s": 60.0, "runs": runs,
             "environment": {"load_average_at_start": load_at_start, "load_average": os.getloadavg()},
         },
     )  # fmt: skip
