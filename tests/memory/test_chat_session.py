@@ -133,6 +133,9 @@ def test_a_chat_that_resumes_a_session_whose_last_message_failed_offers_to_answe
         assert "That turn failed" in first.stdout, first.stdout + first.stderr
 
         down["on"] = False
+        shown = llmos(env, "sessions", "show", "s1", "--tenant", "acme").stdout
+        assert "Turn 1 (failed)" in shown and "`llmos chat --session s1` offers to answer it" in shown
+
         declined = chat(env, tmp_path, "n\n\n")
         assert "Your last message, turn 1, has no answer" in declined.stdout
         assert "the model is being replaced" in declined.stdout and "Left unanswered" in declined.stdout
@@ -147,6 +150,6 @@ def test_a_chat_that_resumes_a_session_whose_last_message_failed_offers_to_answe
         ]
 
     shown = llmos(env, "sessions", "show", "s1", "--tenant", "acme").stdout
-    assert "2 turns" in shown and "(failed)" not in shown
+    assert "2 turns" in shown and "(failed)" not in shown and "no answer" not in shown
     assert shown.count("You said: Is my order late?") == 1  # the retried answer, stored once
     assert shown.index("Is my order late?") < shown.index("Turn 2") < shown.index("You said: Thanks.")
