@@ -2,9 +2,9 @@
 
 A message to a session begins a turn (its text committed, the session locked: Memory.begin),
 then the run goes on in a task of the server, not of the request, so that a dropped
-connection does not cancel it (a retry re-opens a turn left without an answer,
-Memory.begin_retry, and runs it alike). Its events are numbered and kept in a TurnLog: any number of
-clients follow it from any point (SSE `id: TURN:INDEX`, `Last-Event-ID`), and the log is kept
+connection does not cancel it; a retry re-opens a turn left without an answer
+(Memory.begin_retry) and runs it alike. Its events are numbered and kept in a TurnLog: any
+number of clients follow it from any point (SSE `id: TURN:INDEX`, `Last-Event-ID`), and the log is kept
 for `replay_seconds` after the turn ends. Logs live in the process that runs the turn: behind a
 load balancer, a client reconnects to the same replica (sticky sessions).
 

@@ -83,6 +83,7 @@ def test_retry_is_tenant_scoped_refuses_unknown_turns_and_keeps_the_session_lock
             busy = client.post(f"{v1}/sessions/{sid}/turns/1/retry", headers=bearer(acme))
             rest = list(second)
         retried = all_events(client, "POST", f"{v1}/sessions/{sid}/turns/1/retry", headers=bearer(acme))
+        latest = all_events(client, "GET", f"{v1}/sessions/{sid}/events", headers=bearer(acme))
         detail = client.get(f"{v1}/sessions/{sid}", headers=bearer(acme)).json()
     assert failed[-1].type == "error" and "model server lost" in failed[-1].data["message"]
     assert [r.status_code for r in others] == [404, 404]
@@ -95,6 +96,7 @@ def test_retry_is_tenant_scoped_refuses_unknown_turns_and_keeps_the_session_lock
     assert rest[-1].data["text"] == "slow answer"
     # Turn 1 is answered after turn 2, in its own place.
     assert retried[0].data["turn"] == 1 and retried[-1].data["text"] == "Hello again."
+    assert [e.data for e in latest] == [e.data for e in retried]  # the turn that started last, not the highest number
     assert detail["unanswered"] == []
     assert [(m["turn"], m["content"]) for m in detail["messages"]] == [
         (1, "Hello?"), (1, "Hello again."), (2, "Anyone?"), (2, "slow answer"),
