@@ -279,7 +279,8 @@ async def _open_session(session: str, tenant: str, user: str, model):
         await memory.close()
         raise SessionOwnerError(f"Session {session} belongs to {info.user or 'no user'}, not {user}: choose another name.")
     said = "Resuming" if info.turns else "Started"
-    console.print(f"[dim]{said} session {session} ({info.turns} turns so far); `llmos sessions show {session}` shows it.[/]")
+    turns = f"{info.turns} turn{'' if info.turns == 1 else 's'}"
+    console.print(f"[dim]{said} session {session} ({turns} so far); `llmos sessions show {session}` shows it.[/]")
     return memory
 
 

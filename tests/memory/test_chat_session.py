@@ -96,14 +96,14 @@ def test_a_chat_session_resumes_after_a_restart_with_its_history_from_the_store(
 
         second = chat(env, tmp_path, "What did I say?\n\n")
         assert second.returncode == 0, second.stdout + second.stderr
-        assert "Resuming session s1 (1 turns so far)" in second.stdout
+        assert "Resuming session s1 (1 turn so far)" in second.stdout
         assert "no answer" not in second.stdout  # the first turn was answered: nothing to offer
         # Every request of the second process carries the first turn, read from the store.
-        later = stub.requests[seen:]
-        assert later and all(
-            any(m["content"] == "My lamp flickers." for m in body["messages"] if m["role"] == "user")
-            for body in later if "route" in str(body.get("response_format", {}))
-        )
+        routing = [body for body in stub.requests[seen:] if "Route" in str(body.get("response_format"))]
+        assert len(routing) == 1
+        assert [(m["role"], m["content"]) for m in routing[0]["messages"][1:3]] == [
+            ("user", "My lamp flickers."), ("assistant", "You said: My lamp flickers."),
+        ]
         assert replies(stub, seen) == [[
             ("user", "My lamp flickers."), ("assistant", "You said: My lamp flickers."), ("user", "What did I say?"),
         ]]
