@@ -163,40 +163,77 @@ async def _converse(team, context, *, question: str | None, session: str | None)
     """One question, or turns read from the terminal until an empty line; False when a turn failed.
 
     With a session the history comes from the team's memory (and the memory is closed at the end);
-    without one it is kept here, between turns.
+    without one it is kept here, between turns. A chat that resumes a session whose last message
+    has no answer (its run failed, or the process stopped) offers to answer it first.
     """
-    from llmos.agents import ErrorEvent, FinalEvent
-    from llmos.render import EventRenderer
-
     history, ok = [], True
     try:
+        if session and question is None:
+            ok = await _offer_retry(team, context, session)
         while True:
             text = question
             if text is None:
-                try:
-                    text = await asyncio.to_thread(console.input, "[bold]you>[/] ")
-                except EOFError:
+                text = await _read("[bold]you>[/] ")
+                if text is None or not text.strip():
                     break
-                if not text.strip():
-                    break
-            render = EventRenderer(console)
             if session:
                 events = team.stream(text, session=session, context=context)
             else:
                 events = team.stream(text, history=history, context=context)
-            async for event in events:
-                render(event)
-                if isinstance(event, FinalEvent) and event.subtask is None:
-                    history = event.result.messages
-                elif isinstance(event, ErrorEvent) and event.subtask is None:
-                    ok = False
-                    if question is None:
-                        console.print("[dim]That turn failed; the conversation so far is kept.[/]")
+            answered, history = await _show(events, history, chatting=question is None)
+            ok = ok and answered
             if question is not None:
                 break
     finally:
         if team.memory is not None:
             await team.memory.close()
+    return ok
+
+
+async def _read(prompt: str) -> str | None:
+    """A line from the terminal; None at its end (Ctrl-D)."""
+    try:
+        return await asyncio.to_thread(console.input, prompt)
+    except EOFError:
+        return None
+
+
+async def _show(events, history: list, *, chatting: bool) -> tuple[bool, list]:
+    """Render a turn's events; whether it was answered, and the conversation after it."""
+    from llmos.agents import ErrorEvent, FinalEvent
+    from llmos.render import EventRenderer
+
+    render, ok = EventRenderer(console), True
+    async for event in events:
+        render(event)
+        if isinstance(event, FinalEvent) and event.subtask is None:
+            history = event.result.messages
+        elif isinstance(event, ErrorEvent) and event.subtask is None:
+            ok = False
+            if chatting:
+                console.print("[dim]That turn failed; the conversation so far is kept.[/]")
+    return ok, history
+
+
+async def _offer_retry(team, context, session: str) -> bool:
+    """When the session's last message has no answer, offer to answer it now (Memory.begin_retry)."""
+    memory = team.memory
+    turns = await memory.store.turns(session, tenant=context.tenant or "default")
+    if not turns or turns[-1].status == "answered":
+        return True
+    last = turns[-1]
+    why = f" ({last.error[:200]})" if last.error else " (its run stopped before the answer)"
+    console.print(f"[dim]Your last message, turn {last.number}, has no answer{why}:[/] {last.user_message.message.content}")
+    reply = await _read("Answer it now? [Y/n] ")
+    if reply is None or reply.strip().lower() not in ("", "y", "yes"):
+        console.print(f"[dim]Left unanswered; `llmos chat --session {session}` offers it again.[/]")
+        return True
+    try:
+        begun = await memory.begin_retry(team, session=session, turn=last.number, context=context)
+    except LLMOSError as exc:  # e.g. the session is busy: another process is answering it
+        console.print(f"[bold red]{type(exc).__name__}:[/] {exc}")
+        return False
+    ok, _ = await _show(begun.events(), [], chatting=True)
     return ok
 
 
@@ -242,7 +279,8 @@ async def _open_session(session: str, tenant: str, user: str, model):
         await memory.close()
         raise SessionOwnerError(f"Session {session} belongs to {info.user or 'no user'}, not {user}: choose another name.")
     said = "Resuming" if info.turns else "Started"
-    console.print(f"[dim]{said} session {session} ({info.turns} turns so far); `llmos sessions show {session}` shows it.[/]")
+    turns = f"{info.turns} turn{'' if info.turns == 1 else 's'}"
+    console.print(f"[dim]{said} session {session} ({turns} so far); `llmos sessions show {session}` shows it.[/]")
     return memory
 
 

@@ -153,6 +153,10 @@ class UnknownSessionError(MemoryStoreError):
     """The session (or turn) does not exist for this tenant."""
 
 
+class UnknownTurnError(UnknownSessionError):
+    """The session has no turn of this number."""
+
+
 class SessionExistsError(MemoryStoreError):
     """A session with this id already exists for this tenant."""
 
@@ -163,6 +167,10 @@ class SessionBusyError(MemoryStoreError):
 
 class TurnStateError(MemoryStoreError):
     """A turn cannot be finished or retried: it is already answered, or its run lost the session's lock."""
+
+
+class TurnAnsweredError(TurnStateError):
+    """The turn is answered: only an unanswered or failed turn is retried."""
 
 
 class SessionOwnerError(MemoryStoreError):

@@ -201,6 +201,15 @@ class Team:
             message = str(exc) if isinstance(exc, LLMOSError) else f"{type(exc).__name__}: {exc}"
             yield ErrorEvent(agent=self.name, error=type(exc).__name__, message=message)
 
+    async def retry(self, session: str, *, turn: int | None = None, context: RunContext | None = None) -> TeamResult:
+        """Answer a turn of `session` that has no answer (its run failed, was cancelled or crashed), once.
+
+        The turn's stored message runs again with the history before it; the answer is stored with
+        that turn (Memory.retry). turn: its number; default: the session's latest turn.
+        TurnAnsweredError when it is answered already.
+        """
+        return await self._memory(()).retry(self, session=session, turn=turn, context=context)
+
     def run_sync(
         self,
         goal: str,

@@ -69,7 +69,8 @@ def sessions_show(name: Annotated[str, typer.Argument(help="The session's name."
         summary = await store.summary(name, tenant=tenant)
         if summary:
             console.print(f"[dim]Summary of turns 1-{summary.through_turn}:[/] {summary.text}")
-        for turn in await store.turns(name, tenant=tenant):
+        turns = await store.turns(name, tenant=tenant)
+        for turn in turns:
             console.print(f"\n[bold]Turn {turn.number}[/] [dim]({turn.status})[/]")
             console.print(f"[bold]you>[/] {turn.user_message.message.content}")
             for m in turn.messages:
@@ -85,6 +86,11 @@ def sessions_show(name: Annotated[str, typer.Argument(help="The session's name."
                 )
             if turn.error:
                 console.print(f"[red]failed:[/] {turn.error}")
+        if turns and turns[-1].status != "answered":
+            console.print(
+                f"\n[dim]Turn {turns[-1].number} has no answer (yet, if it still runs): `llmos chat --session {name}` "
+                f"offers to answer it; over HTTP, POST /v1/sessions/{name}/turns/{turns[-1].number}/retry.[/]"
+            )
 
     _with_store(work)
 

@@ -12,6 +12,12 @@ is added, the agent or team runs, and its answer with the turn's record (plan, s
 calls, usage, latency, outcome) is committed in one transaction (finish_turn). A run that
 fails marks the turn failed (fail_turn): its message stays, and can be retried. Then facts
 about the user are learnt from their message (llmos.memory.facts).
+
+A turn left without an answer (its run failed or was cancelled, or its process crashed) is
+answered again by `retry`: its stored message runs with the history before it, and the answer
+is stored with it, as a new turn's would be:
+
+    await agent.retry("support-42", context=RunContext(user="C001", tenant="acme"))   # the latest turn
 """
 
 from __future__ import annotations
@@ -19,16 +25,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from llmos.errors import ConfigError, LLMOSError, SessionOwnerError
+from llmos.errors import ConfigError, LLMOSError, SessionOwnerError, TurnAnsweredError, UnknownTurnError
 from llmos.llm.messages import Message, SystemMessage, ToolCall, UserMessage
 from llmos.llm.model import ChatModel
 from llmos.memory.context import ContextPolicy, ContextWindow, TokenCounter, entry_tokens, estimate_tokens
 from llmos.memory.facts import UserMemory, recall_block
-from llmos.memory.models import DEFAULT_TENANT, Entry, TurnRecord
+from llmos.memory.models import DEFAULT_TENANT, Entry, SessionInfo, TurnRecord
 from llmos.memory.sql import SQLSessionStore
 from llmos.memory.store import ActiveTurn, SessionStore
 from llmos.tools.context import RunContext
@@ -92,10 +97,8 @@ class Memory:
         self, runnable: Runnable, text: str, *, session: str, context: RunContext | None = None
     ) -> Any:
         """One turn of the session: runnable.run with the session's history; the answer is stored."""
-        async with self._turn(runnable, text, session, context or RunContext()) as prepared:
-            result = await runnable.run(text, history=prepared.history, context=prepared.context)
-            await self._finish(runnable, prepared, text, result)
-        return result
+        prepared = await self._prepare(runnable, text, session, context or RunContext())
+        return await self._run(runnable, text, prepared)
 
     async def stream(
         self, runnable: Runnable, text: str, *, session: str, context: RunContext | None = None
@@ -115,49 +118,92 @@ class Memory:
         """
         return SessionTurn(self, runnable, text, await self._prepare(runnable, text, session, context or RunContext()))
 
+    async def retry(
+        self, runnable: Runnable, *, session: str, turn: int | None = None, context: RunContext | None = None
+    ) -> Any:
+        """Answer again a turn that has none: its run failed, was cancelled, or its process crashed.
+
+        The turn's stored user message is run with the history of the turns before it, and the
+        answer is stored with that turn (once), as `run` stores a new one; the session's lock is
+        taken as for a new message (SessionBusyError while another turn runs).
+
+            await memory.retry(agent, session="support-42", context=RunContext(user="C001", tenant="acme"))
+
+        turn: the turn's number in the session (`Turn.number`); default: the session's latest turn.
+        Raises UnknownSessionError (no such session for the context's tenant), UnknownTurnError,
+        SessionOwnerError (another user's session), TurnAnsweredError (the turn has its answer).
+        """
+        begun = await self.begin_retry(runnable, session=session, turn=turn, context=context)
+        return await self._run(runnable, begun.text, begun.prepared)
+
+    async def begin_retry(
+        self, runnable: Runnable, *, session: str, turn: int | None = None, context: RunContext | None = None
+    ) -> SessionTurn:
+        """`retry`'s turn re-opened (its session locked), not yet run: `events()` runs it, as after `begin`."""
+        context = context or RunContext()
+        tenant = _tenant(session, context)
+        _check_owner(await self.store.get_session(session, tenant=tenant), context)
+        stored = await self.store.turns(session, tenant=tenant)
+        if turn is None:
+            if not stored:
+                raise UnknownTurnError(f"Session '{session}' of tenant '{tenant}' has no turn yet: nothing to retry.")
+            chosen = stored[-1]
+        else:
+            found = [t for t in stored if t.number == turn]
+            if not found:
+                raise UnknownTurnError(
+                    f"Session '{session}' of tenant '{tenant}' has no turn {turn}: it has turns 1 to {len(stored)}."
+                    if stored else f"Session '{session}' of tenant '{tenant}' has no turn yet: nothing to retry."
+                )
+            chosen = found[0]
+        if chosen.status == "answered":  # checked again under the lock, by resume_turn
+            raise TurnAnsweredError(
+                f"Turn {chosen.number} of session '{session}' is already answered: only an unanswered or failed "
+                "turn is retried; send a new message instead."
+            )
+        active = await self.store.resume_turn(chosen.id)
+        text = active.user_message.message.content
+        assert isinstance(text, str)
+        return SessionTurn(self, runnable, text, await self._ready(runnable, active, text, context))
+
     async def close(self) -> None:
         await self.store.close()
 
     # --- one turn --------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _turn(self, runnable: Runnable, text: str, session: str, context: RunContext) -> AsyncIterator[_Prepared]:
-        prepared = await self._prepare(runnable, text, session, context)
+    async def _run(self, runnable: Runnable, text: str, prepared: _Prepared) -> Any:
         try:
-            yield prepared
+            result = await runnable.run(text, history=prepared.history, context=prepared.context)
+            await self._finish(runnable, prepared, text, result)
         except BaseException as exc:  # a run that raises (or is cancelled) fails the turn
             if not prepared.turn.closed:
                 await prepared.turn.fail(f"{type(exc).__name__}: {exc}")
             raise
         if not prepared.turn.closed:
             await prepared.turn.fail("The run ended without finishing the turn.")
+        return result
 
     async def _prepare(self, runnable: Runnable, text: str, session: str, context: RunContext) -> _Prepared:
-        tenant = context.tenant or DEFAULT_TENANT
-        if context.session not in (None, session):
-            raise ConfigError(f"The run names session '{session}' but its RunContext says '{context.session}': give one.")
-        info = await self.store.open_session(session, tenant=tenant, user=context.user)
-        if info.user != context.user:
-            raise SessionOwnerError(
-                f"Session '{session}' of tenant '{tenant}' belongs to "
-                f"{'user ' + repr(info.user) if info.user else 'no user'}, not to "
-                f"{'user ' + repr(context.user) if context.user else 'an anonymous run'}: "
-                "continue it with its own user in the RunContext, or start another session."
-            )
+        tenant = _tenant(session, context)
+        _check_owner(await self.store.open_session(session, tenant=tenant, user=context.user), context)
         turn = await self.store.begin_turn(session, text, tenant=tenant)
+        return await self._ready(runnable, turn, text, context)
+
+    async def _ready(self, runnable: Runnable, turn: ActiveTurn, text: str, context: RunContext) -> _Prepared:
+        """The history of a begun (or re-opened) turn; the turn fails if it cannot be built."""
         try:
             started = time.perf_counter()
             model = self.model or runnable.model
             history = await self.window.history(self.store, turn, model)
             if self.facts is not None and context.user is not None:
-                recalled = await self.facts.recall(context.user, text, tenant=tenant)
+                recalled = await self.facts.recall(context.user, text, tenant=turn.tenant)
                 if recalled:
                     # Last, just before the message: the history before it stays byte-stable between turns.
                     history.append(SystemMessage(content=recall_block(recalled)))
         except BaseException as exc:
             await turn.fail(f"{type(exc).__name__}: {exc}")
             raise
-        return _Prepared(turn, history, context.model_copy(update={"session": session}), context.user, started)
+        return _Prepared(turn, history, context.model_copy(update={"session": turn.session}), context.user, started)
 
     async def _finish(self, runnable: Runnable, prepared: _Prepared, text: str, result: Any) -> None:
         answer = _answer_messages(result.messages, len(prepared.history), text)
@@ -220,6 +266,23 @@ class SessionTurn:
         """Fail a turn that will not run (its message stays, unanswered runs can be retried)."""
         if not self.turn.closed:
             await self.turn.fail(reason)
+
+
+def _tenant(session: str, context: RunContext) -> str:
+    if context.session not in (None, session):
+        raise ConfigError(f"The run names session '{session}' but its RunContext says '{context.session}': give one.")
+    return context.tenant or DEFAULT_TENANT
+
+
+def _check_owner(info: SessionInfo, context: RunContext) -> None:
+    """A run continues only its own user's session (the user comes from the context, never the model)."""
+    if info.user != context.user:
+        raise SessionOwnerError(
+            f"Session '{info.id}' of tenant '{info.tenant}' belongs to "
+            f"{'user ' + repr(info.user) if info.user else 'no user'}, not to "
+            f"{'user ' + repr(context.user) if context.user else 'an anonymous run'}: "
+            "continue it with its own user in the RunContext, or start another session."
+        )
 
 
 def _answer_messages(messages: list[Message], history_length: int, text: str) -> list[Message]:

@@ -28,6 +28,7 @@ from llmos.errors import (
     ConfigError,
     DatabaseUnavailableError,
     SessionExistsError,
+    TurnAnsweredError,
     TurnStateError,
     UnknownSessionError,
     UnknownTenantError,
@@ -535,7 +536,7 @@ def _check_active(turn: ActiveTurn) -> None:
 
 def _check_open(turn: Turn) -> None:
     if turn.status == "answered":
-        raise TurnStateError(
+        raise TurnAnsweredError(
             f"Turn {turn.id} of session '{turn.session}' is already answered: only unanswered or failed turns are retried."
         )
 

@@ -5,6 +5,7 @@
     GET    /v1/sessions/{id}                              one, with its messages
     DELETE /v1/sessions/{id}
     POST   /v1/sessions/{id}/messages                     a turn, streamed as SSE events with ids
+    POST   /v1/sessions/{id}/turns/{n}/retry              answer again turn n (unanswered or failed), streamed alike
     GET    /v1/sessions/{id}/messages?after=SEQ&wait=S    new messages (a person's reply), waiting for one
     GET    /v1/sessions/{id}/events                       follow a turn again (Last-Event-ID: what was missed)
     POST   /v1/sessions/{id}/cancel                       stop the running turn
@@ -38,9 +39,11 @@ from llmos.errors import (
     DatabaseUnavailableError,
     SessionBusyError,
     SessionExistsError,
+    TurnAnsweredError,
     TurnStateError,
     UnknownSessionError,
     UnknownTenantError,
+    UnknownTurnError,
     UnknownUserError,
 )
 from llmos.llm.model import Usage
@@ -190,12 +193,16 @@ def store_errors(session_id: str | None = None) -> Iterator[None]:
     """The session store's errors as API errors."""
     try:
         yield
+    except UnknownTurnError as exc:
+        raise APIError(404, f"{exc} GET /v1/sessions/{session_id} lists the unanswered turns.", code="turn_not_found") from None
     except UnknownSessionError:
         raise not_found(session_id or "") from None
     except SessionBusyError:
         raise busy(session_id or "") from None
     except SessionExistsError as exc:
         raise APIError(409, str(exc), code="session_exists", param="id") from None
+    except TurnAnsweredError as exc:
+        raise APIError(409, str(exc), code="turn_answered") from None
     except TurnStateError as exc:
         raise APIError(409, str(exc), code="turn_state") from None
     except DatabaseUnavailableError as exc:
@@ -372,6 +379,27 @@ class Sessions:
             if info.mode == "human":
                 return await self._queued(info, body.content)
             return sse_response(await self.start(info, body.content, self.model_of(info)))
+
+        @router.post("/{session_id}/turns/{number}/retry", response_model=None)
+        async def retry(session_id: str, number: str, request: Request) -> StreamingResponse:
+            """Answer again a turn whose run failed, was cancelled or was lost with its server: its stored
+            message runs with the history before it; the events stream as for a new message."""
+            info = await self.owned(await self.customer(request), session_id)
+            if not number.isdigit() or int(number) < 1:
+                raise APIError(
+                    400, f"The turn is {number!r}; it is a turn's number, like 2 (GET /v1/sessions/{session_id} "
+                    "lists the unanswered ones).", param="number",
+                )
+            if info.mode == "human":
+                raise APIError(
+                    409, f"A person answers session {session_id!r} now: its messages are theirs to answer, "
+                    "not retried by the assistant.", code="session_handed_off",
+                )
+            with store_errors(info.id):
+                turn = await hub.retry(
+                    self.catalog[self.model_of(info)], int(number), tenant=info.tenant, session=info.id, user=info.user
+                )
+            return sse_response(turn)
 
         @router.get("/{session_id}/messages", response_model=MessageList)
         async def new_messages(session_id: str, request: Request, after: int = 0, wait: float = 0.0) -> MessageList:

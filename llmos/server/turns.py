@@ -2,8 +2,9 @@
 
 A message to a session begins a turn (its text committed, the session locked: Memory.begin),
 then the run goes on in a task of the server, not of the request, so that a dropped
-connection does not cancel it. Its events are numbered and kept in a TurnLog: any number of
-clients follow it from any point (SSE `id: TURN:INDEX`, `Last-Event-ID`), and the log is kept
+connection does not cancel it; a retry re-opens a turn left without an answer
+(Memory.begin_retry) and runs it alike. Its events are numbered and kept in a TurnLog: any
+number of clients follow it from any point (SSE `id: TURN:INDEX`, `Last-Event-ID`), and the log is kept
 for `replay_seconds` after the turn ends. Logs live in the process that runs the turn: behind a
 load balancer, a client reconnects to the same replica (sticky sessions).
 
@@ -186,8 +187,9 @@ class TurnHub:
         return self._logs.get((tenant, session), {}).get(number)
 
     def latest(self, tenant: str, session: str) -> TurnLog | None:
+        """The turn that started last (a retried earlier turn, too)."""
         logs = self._logs.get((tenant, session), {})
-        return logs[max(logs)] if logs else None
+        return logs[next(reversed(logs))] if logs else None
 
     def running(self, tenant: str, session: str) -> TurnLog | None:
         latest = self.latest(tenant, session)
@@ -219,6 +221,16 @@ class TurnHub:
         ask_approvals: False for a client that cannot answer approval events (OpenAI clients): calls
         that need approval are then denied at once instead of waiting out their timeout.
         """
+        turn, context = self._new_log(tenant, session, user, ask_approvals)
+        return self._launch(turn, await self.memory.begin(servable, text, session=session, context=context))
+
+    async def retry(self, servable: Any, number: int, *, tenant: str, session: str, user: str | None) -> TurnLog:
+        """Re-open turn `number` (unanswered or failed; the session locked as for a new message) and run it
+        again in a task: its events are those of a new turn's (Memory.begin_retry)."""
+        turn, context = self._new_log(tenant, session, user, True)
+        return self._launch(turn, await self.memory.begin_retry(servable, session=session, turn=number, context=context))
+
+    def _new_log(self, tenant: str, session: str, user: str | None, ask_approvals: bool) -> tuple[TurnLog, RunContext]:
         turn = TurnLog(tenant=tenant, session=session, user=user)
         timeout = self.approval_seconds
 
@@ -229,12 +241,21 @@ class TurnHub:
             user=user, tenant=tenant, session=session,
             approver=approver if ask_approvals else None, approval_timeout_s=timeout,
         )
-        begun = await self.memory.begin(servable, text, session=session, context=context)
+        return turn, context
+
+    def _launch(self, turn: TurnLog, begun: SessionTurn) -> TurnLog:
         turn.number = begun.turn.number
         message = begun.turn.user_message
-        turn.add({"type": "turn", "session": session, "turn": turn.number, "message": {"seq": message.seq, "content": text}})
-        self._logs.setdefault((tenant, session), {})[turn.number] = turn
-        turn.task = asyncio.get_running_loop().create_task(self._drive(turn, begun), name=f"turn {session}#{turn.number}")
+        turn.add({
+            "type": "turn", "session": turn.session, "turn": turn.number,
+            "message": {"seq": message.seq, "content": begun.text},
+        })
+        logs = self._logs.setdefault((turn.tenant, turn.session), {})
+        logs.pop(turn.number, None)  # a retried turn's earlier log: the dict's order stays the order turns started
+        logs[turn.number] = turn
+        turn.task = asyncio.get_running_loop().create_task(
+            self._drive(turn, begun), name=f"turn {turn.session}#{turn.number}"
+        )
         return turn
 
     async def _drive(self, turn: TurnLog, begun: SessionTurn) -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from llmos.agents import Agent, ErrorEvent, FinalEvent, Team
-from llmos.errors import ConfigError, SessionOwnerError
+from llmos.errors import ConfigError, SessionOwnerError, TurnAnsweredError, UnknownSessionError, UnknownTurnError
 from llmos.llm import ChatRequest, ToolCall
 from llmos.memory import ContextPolicy, Memory, SQLSessionStore, Summary
 from llmos.memory import prompts
@@ -76,6 +76,78 @@ async def test_a_failed_run_marks_the_turn_failed_and_keeps_the_message(url):
     turns = await mem.store.turns("s1", tenant="acme")
     assert [(t.status, t.user_message.message.content) for t in turns] == [("failed", "Hello?"), ("failed", "Anyone?")]
     assert "model server lost" in turns[0].error and "model server lost" in turns[1].error
+    await mem.close()
+
+
+async def test_a_failed_turn_is_retried_with_the_history_before_it_and_answered_once(url):
+    def boom(request: ChatRequest):
+        raise RuntimeError("model server lost")
+
+    model = ScriptedModel(["Hello, Maya.", boom, "Order 7 is shipped."])
+    first = memory(url)
+    agent = Agent("support", model=model, memory=first)
+    await agent.run("Hi, I am Maya.", session="s1", context=ACME_C1)
+    with pytest.raises(RuntimeError, match="model server lost"):
+        await agent.run("Where is order 7?", session="s1", context=ACME_C1)
+    await first.close()
+
+    # After a restart: another store on the same file answers the failed turn.
+    again = memory(url)
+    agent.memory = again
+    result = await agent.retry("s1", context=ACME_C1)
+    assert result.text == "Order 7 is shipped."
+    retried = model.requests[2].messages
+    assert [(m.role, m.content) for m in retried[1:]] == [
+        ("user", "Hi, I am Maya."), ("assistant", "Hello, Maya."), ("user", "Where is order 7?"),
+    ]
+    turns = await again.store.turns("s1", tenant="acme")
+    assert [(t.number, t.status, t.error) for t in turns] == [(1, "answered", None), (2, "answered", None)]
+    assert [m.message.content for m in turns[1].messages] == ["Order 7 is shipped."]
+    assert [m.message.content for m in await again.store.messages("s1", tenant="acme")] == [
+        "Hi, I am Maya.", "Hello, Maya.", "Where is order 7?", "Order 7 is shipped.",
+    ]
+    assert (await again.store.get_session("s1", tenant="acme")).turns == 2  # no new turn
+    # Answered now: retrying it again is refused, and nothing runs.
+    with pytest.raises(TurnAnsweredError, match="Turn 2 of session 's1' is already answered"):
+        await agent.retry("s1", turn=2, context=ACME_C1)
+    assert len(model.requests) == 3
+    await again.close()
+
+
+async def test_retry_refuses_unknown_turns_and_other_users_and_tenants(url):
+    def boom(request: ChatRequest):
+        raise RuntimeError("down")
+
+    mem = memory(url)
+    agent = Agent("support", model=ScriptedModel([boom, "Hello."]), memory=mem)
+    with pytest.raises(RuntimeError):
+        await agent.run("Hi", session="s1", context=ACME_C1)
+    with pytest.raises(UnknownTurnError, match="has no turn 5: it has turns 1 to 1"):
+        await agent.retry("s1", turn=5, context=ACME_C1)
+    with pytest.raises(SessionOwnerError, match="belongs to user 'C001', not to user 'C002'"):
+        await agent.retry("s1", context=RunContext(user="C002", tenant="acme"))
+    with pytest.raises(UnknownSessionError):
+        await agent.retry("s1", context=RunContext(user="C001", tenant="beta"))
+    assert len(agent.model.requests) == 1
+    (turn,) = await mem.store.turns("s1", tenant="acme")
+    assert turn.status == "failed"  # untouched by the refused retries
+    assert (await agent.retry("s1", turn=1, context=ACME_C1)).text == "Hello."
+    await mem.close()
+
+
+async def test_a_team_retries_through_a_stream_of_events(url):
+    mem = memory(url)
+    planner = ScriptedModel([json.dumps({"route": "direct"}), "Hello from the team."])
+    team = Team([Agent("writer", description="Texts.", model=ScriptedModel([]))], model=planner, memory=mem)
+    turn = await mem.store.begin_turn(
+        (await mem.store.open_session("t1", tenant="acme", user="C001")).id, "Hi", tenant="acme"
+    )
+    await turn.lock.release()  # the process that began it crashed: the turn stays unanswered
+    begun = await mem.begin_retry(team, session="t1", context=ACME_C1)
+    events = [e async for e in begun.events()]
+    assert isinstance(events[-1], FinalEvent) and events[-1].result.text == "Hello from the team."
+    (stored,) = await mem.store.turns("t1", tenant="acme")
+    assert stored.status == "answered" and [m.message.content for m in stored.messages] == ["Hello from the team."]
     await mem.close()
 
 
