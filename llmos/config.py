@@ -17,9 +17,9 @@ class Settings(BaseSettings):
     home: Path = Field(Path.home() / ".cache" / "llmos", description="Where prepared models and data live.")
     threads: int | None = Field(None, description="CPU threads for the in-process model (default: all cores).")
     local_engine: Literal["transformers", "llamacpp"] = Field(
-        "transformers",
-        description="Engine of the in-process model: transformers (needed for fine-tuning and adapters) or "
-        "llamacpp (runs the quantised GGUF weights as shipped; `pip install 'llmos[llamacpp]'`).",
+        "llamacpp",
+        description="Engine of the in-process model: llamacpp (the quantised GGUF weights as shipped, batched, "
+        "with prefix reuse; `pip install 'llmos[llamacpp]'`) or transformers (needed for fine-tuning and adapters).",
     )
     local_parallel: int = Field(
         4, ge=1, le=64, description="Requests the llama.cpp engine decodes together, in one batch."

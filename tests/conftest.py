@@ -12,7 +12,7 @@ LOCAL_MODEL_NAME = "qwen2.5-coder-0.5b"
 @pytest.fixture(scope="session")
 def local_model():
     """The default in-process model, prepared if needed and loaded once for the whole session,
-    on the engine LLMOS_LOCAL_ENGINE names (transformers by default, or llamacpp).
+    on the engine LLMOS_LOCAL_ENGINE names (llamacpp by default, or transformers).
 
     Fails (with what to run) when its weights are not installed: `make test` installs them.
     The model serves any event loop, so function-scoped async tests can share it.

@@ -7,8 +7,8 @@ Names are read in this order:
 - any other name while LLMOS_BASE_URL is set: a model on that server (vLLM's --served-model-name).
 - otherwise a catalog name, a local transformers model folder, or a GGUF file.
 
-Catalog names run on the engine LLMOS_LOCAL_ENGINE names: transformers (the default)
-or llamacpp, which runs the shipped GGUF weights as they are.
+Catalog names run on the engine LLMOS_LOCAL_ENGINE names: llamacpp (the default), which
+runs the shipped GGUF weights as they are, or transformers.
 """
 
 from __future__ import annotations

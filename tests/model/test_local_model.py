@@ -1,4 +1,6 @@
-"""The real in-process model (Qwen2.5-Coder-0.5B): constrained output, streaming, concurrency, errors.
+"""The real in-process model (Qwen2.5-Coder-0.5B) on the transformers engine: constrained output, streaming,
+concurrency, errors. (The llama.cpp engine, the default, has the same checks in test_llamacpp_model.py, and runs
+every other model test.)
 
 Answers are kept short (small max_tokens) so the file runs in a few minutes on 2 cores.
 """
@@ -16,6 +18,18 @@ from llmos.errors import PromptError
 from llmos.llm import ChatRequest, ChatResponse, OutputSchema, SystemMessage, TextDelta, ToolSpec, UserMessage
 
 pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def local_model():
+    """The transformers engine, whatever LLMOS_LOCAL_ENGINE says: the engine of fine-tuning and adapters."""
+    from llmos.llm.local import LocalModel, prepare
+
+    prepare("qwen2.5-coder-0.5b", progress=False)
+    model = LocalModel.from_catalog("qwen2.5-coder-0.5b")
+    asyncio.run(model.load())
+    yield model
+    asyncio.run(model.aclose())
 
 
 class City(BaseModel):

@@ -122,8 +122,15 @@ async def test_escalating_an_existing_ticket(tools):
         ticket_id=ticket.id,
     )
     assert escalated.id == ticket.id and escalated.handoff
-    other = await call(tools["escalate_to_human"], as_customer("C004"), reason="r", summary="s", ticket_id=ticket.id)
-    assert other.is_error
+    # Another customer's ticket id is not theirs to escalate: the case still reaches a person, on a new ticket.
+    other = await tools["escalate_to_human"](as_customer("C004"), reason="r", summary="s", ticket_id=ticket.id)
+    assert other.id != ticket.id and other.user == "C004" and other.handoff and f"No ticket {ticket.id}" in other.notes
+    assert "Late parcel" not in other.model_dump_json()
+
+
+async def test_a_handoff_with_a_reference_that_is_not_the_customers_still_reaches_a_person(tools, stores):
+    ticket = await tools["escalate_to_human"](C001, reason="damaged item", summary="Bent valve.", order_id="O1091")
+    assert ticket.handoff and ticket.reference is None and "Reference 'O1091' left out" in ticket.notes
 
 
 async def test_policy_search_returns_cited_passages(tools):

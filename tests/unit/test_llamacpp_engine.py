@@ -232,17 +232,17 @@ def test_the_engine_setting_picks_the_backend_and_models_show_it(monkeypatch, tm
     from llmos.llm import get_model, known_models
     from llmos.llm.local.backend import LocalModel
 
-    assert isinstance(get_model("qwen2.5-coder-0.5b"), LocalModel)
-    assert all(i.engine == "transformers" and i.quantization.startswith("none") for i in known_models())
-    monkeypatch.setenv("LLMOS_LOCAL_ENGINE", "llamacpp")
-    llmos.config.get_settings.cache_clear()
-    model = get_model("qwen2.5-coder-0.5b")
+    model = get_model("qwen2.5-coder-0.5b")  # llama.cpp is the default engine
     assert isinstance(model, LlamaCppModel) and model.name == "qwen2.5-coder-0.5b"
     info = {i.name: i for i in known_models()}["qwen2.5-coder-1.5b"]
     assert info.engine == "llamacpp" and info.quantization.startswith("Q4_K_M")
     gguf = tmp_path / "tiny.gguf"
     gguf.write_bytes(b"GGUF")
     assert isinstance(get_model(str(gguf)), LlamaCppModel)
+    monkeypatch.setenv("LLMOS_LOCAL_ENGINE", "transformers")
+    llmos.config.get_settings.cache_clear()
+    assert isinstance(get_model("qwen2.5-coder-0.5b"), LocalModel)
+    assert all(i.engine == "transformers" and i.quantization.startswith("none") for i in known_models())
 
 
 def test_an_unknown_engine_is_refused(monkeypatch):

@@ -239,20 +239,27 @@ class TicketDesk:
             reference: The id of what the case is about (an order, a card, an account), if any.
             ticket_id: An existing ticket to escalate; without it a new ticket is opened.
         """
+        # A handoff never fails on a wrong id: the case reaches a person, who sorts it out. A reference or
+        # ticket that is not the customer's is left out (and said so in the notes), never attached.
         tenant, user = self._who(ctx)
-        reference = self._reference(ctx, reference)
+        left_out = []
+        try:
+            reference = self._reference(ctx, reference)
+        except (NotFoundError, AccessDeniedError) as exc:
+            left_out.append(f"Reference '{reference}' left out: {exc}")
+            reference = None
         now = datetime.now()
         with self.store.session() as db, db.begin():
             row = self._own(db, tenant, user, ticket_id) if ticket_id is not None else None
             if ticket_id is not None and row is None:
-                raise NotFoundError(f"This customer has no ticket {ticket_id}; escalate without ticket_id to open one.")
+                left_out.append(f"No ticket {ticket_id} for this customer: a new ticket was opened.")
             if row is None:
                 row = TicketRow(tenant=tenant, user=user, reference=reference, subject=f"Escalation: {reason}"[:200],
                                 description=summary, created_at=now)
                 db.add(row)
             row.status, row.priority, row.handoff, row.summary, row.updated_at = "escalated", "high", True, summary, now
             row.reference = row.reference or reference
-            row.notes = f"{row.notes or ''}\nEscalated to a human: {reason}".strip()
+            row.notes = "\n".join([row.notes or "", f"Escalated to a human: {reason}", *left_out]).strip()
             db.flush()
             return _ticket(row)
 
