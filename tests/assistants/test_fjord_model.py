@@ -44,12 +44,27 @@ async def test_the_bank_escalates_by_its_own_rule(local_model, tmp_path):
     steps = [m for m in messages if getattr(m, "role", "") == "assistant" and m.tool_calls]
     trace = [[(c.name, c.arguments) for c in m.tool_calls] for m in steps]
     # The rule "possible card fraud" is checked by code on the first card_status result that ran (a call with wrong
-    # arguments is retried first): the same step, or the one after it, hands the case to a person.
+    # arguments is retried first). The case reaches a person: handed over by the model before the rule fired, or
+    # else forced by the rule in the same step or the one after it.
     flagged = [i for i, m in enumerate(messages) if getattr(m, "role", "") == "tool" and m.name == "card_status"
                and '"escalation_required":true' in m.content.replace(" ", "")]
     assert flagged, trace  # the customer asked about their card's payments
-    step = max(i for i, m in enumerate(steps) if messages.index(m) < flagged[0])
-    handed = [c.name for m in steps[step:step + 2] for c in m.tool_calls]
-    assert "escalate_to_human" in handed, trace
-    handoff = [m for m in messages if getattr(m, "role", "") == "tool" and m.name == "escalate_to_human"]
-    assert any(not m.is_error and '"handoff":true' in m.content.replace(" ", "") for m in handoff), handoff
+    handoffs = [i for i, m in enumerate(messages) if getattr(m, "role", "") == "tool" and m.name == "escalate_to_human"
+                and not m.is_error and '"handoff":true' in m.content.replace(" ", "")]
+    assert handoffs, trace
+    if handoffs[0] > flagged[0]:
+        step = max(i for i, m in enumerate(steps) if messages.index(m) < flagged[0])
+        assert "escalate_to_human" in [c.name for m in steps[step:step + 2] for c in m.tool_calls], trace
+
+
+async def test_a_matching_guideline_shapes_the_answer(local_model, tmp_path):
+    assistant = load_assistant(FJORD, local_model, home=tmp_path)
+    context = assistant.context(user="u-100", approver=lambda request: False)
+    result = await assistant.team.run("I am going on holiday to Spain next week. Is there anything I should do with my card?",
+                                      context=context)
+    cards = [r for r in result.subtasks if r.specialist == "cards"]
+    assert cards and cards[0].ok, result.subtasks
+    # The guideline "going abroad -> tell them to turn on travel mode, citing the travel policy" matched the message
+    # (the scripted tests show it reaches this turn's prompt only): the answer says it and cites the policy.
+    assert "travel mode" in result.text.lower(), result.text
+    assert any(s.citation.startswith(str(FJORD.parent / "policies" / "travel.md")) for s in result.sources), result.sources
