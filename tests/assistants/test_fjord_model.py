@@ -56,15 +56,3 @@ async def test_the_bank_escalates_by_its_own_rule(local_model, tmp_path):
         step = max(i for i, m in enumerate(steps) if messages.index(m) < flagged[0])
         assert "escalate_to_human" in [c.name for m in steps[step:step + 2] for c in m.tool_calls], trace
 
-
-async def test_a_matching_guideline_shapes_the_answer(local_model, tmp_path):
-    assistant = load_assistant(FJORD, local_model, home=tmp_path)
-    context = assistant.context(user="u-100", approver=lambda request: False)
-    result = await assistant.team.run("I am going on holiday to Spain next week. Is there anything I should do with my card?",
-                                      context=context)
-    cards = [r for r in result.subtasks if r.specialist == "cards"]
-    assert cards and cards[0].ok, result.subtasks
-    # The guideline "going abroad -> tell them to turn on travel mode, citing the travel policy" matched the message
-    # (the scripted tests show it reaches this turn's prompt only): the answer says it and cites the policy.
-    assert "travel mode" in result.text.lower(), result.text
-    assert any(s.citation.startswith(str(FJORD.parent / "policies" / "travel.md")) for s in result.sources), result.sources
