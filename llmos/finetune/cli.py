@@ -91,7 +91,7 @@ def finetune_command(
     validation: Annotated[float, typer.Option(help="Share of chats held out to measure the loss (0: none).")] = _DEFAULTS.validation,
     max_validation: Annotated[int, typer.Option(help="At most this many held-out chats.")] = _DEFAULTS.max_validation,
     seed: Annotated[int, typer.Option(help="Seed of the split, the order and the LoRA init.")] = _DEFAULTS.seed,
-    dtype: Annotated[Optional[str], typer.Option(help="float32 or bfloat16 (default: bf16 where the CPU has it).")] = None,
+    dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (bf16 backward passes are slow on CPUs without AMX).")] = _DEFAULTS.dtype,
     checkpoint_every: Annotated[int, typer.Option(help="Write a checkpoint every N steps.")] = 10,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Save to this folder instead of LLMOS_HOME/adapters/NAME.")] = None,

@@ -20,7 +20,7 @@ from llmos.finetune.adapters import locate, read_manifest, resolve_base
 from llmos.finetune.data import Turn, read_dialogues
 from llmos.finetune.encoding import encode
 from llmos.finetune.loss import mean_loss, perplexity
-from llmos.finetune.training import Reporter, split_data
+from llmos.finetune.training import Reporter, quiet_transformers, split_data
 
 
 class SideBySide(BaseModel):
@@ -92,6 +92,7 @@ def evaluate_dialogue(
     from llmos.llm.local.engine import pick_dtype
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    quiet_transformers()
     torch.set_num_threads(threads or os.cpu_count() or 1)
     reporter.status(f"Loading {manifest.base} with adapter {manifest.name}")
     _, base_folder = resolve_base(manifest.base)

@@ -119,6 +119,7 @@ def finetune(
     from llmos.llm.local.engine import pick_dtype
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    quiet_transformers()
     torch.set_num_threads(threads or os.cpu_count() or 1)
     reporter.status(f"Loading {settings.base}")
     tokenizer = AutoTokenizer.from_pretrained(base_folder, local_files_only=True)
@@ -180,7 +181,7 @@ def finetune(
         for batch in by_length(examples, settings.batch_size):
             loss, _ = summed_loss(model, collate(batch, pad_id))
             (loss / targets).backward()  # the step's mean over its trained tokens, whatever the batching
-            total += float(loss)
+            total += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
@@ -223,6 +224,16 @@ def finetune(
     (folder / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
     shutil.rmtree(checkpoints, ignore_errors=True)
     return manifest
+
+
+def quiet_transformers() -> None:
+    """No weight-loading bar (it would cut into ours) and no deprecation notice PEFT triggers in transformers."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 def _chats_of_step(n: int, step: int, settings: FinetuneSettings) -> list[int]:
