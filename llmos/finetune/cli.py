@@ -34,11 +34,20 @@ def _guard(fn):
 
 
 class BarReporter(Reporter):
-    """A rich progress bar: the phase, then the steps with the last step's loss and the tokens/s."""
+    """A rich progress bar: the phase, then the steps with the last step's loss and the tokens/s.
+
+    Where the output is not a terminal (a log file, CI), a bar is never drawn: phases and
+    steps are printed as lines instead.
+    """
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.task: TaskID | None = None
+        self.lines = not progress.console.is_terminal
+
+    def _line(self, text: str) -> None:
+        if self.lines:
+            self.progress.console.print(text)
 
     def _task(self, description: str, total: float | None, **fields) -> None:
         if self.task is not None:
@@ -47,6 +56,7 @@ class BarReporter(Reporter):
 
     def status(self, text: str) -> None:
         self._task(text, None)
+        self._line(text)
 
     def validation(self, done: int, total: int) -> None:
         self.progress.update(self.task, total=total, completed=done, detail=f"{done}/{total} chats")
@@ -58,7 +68,9 @@ class BarReporter(Reporter):
         self.progress.update(self.task, completed=first_step, detail=f"step {first_step}/{steps}")
 
     def step(self, step: int, steps: int, loss: float, tokens_per_s: float) -> None:
-        self.progress.update(self.task, completed=step, detail=f"step {step}/{steps}  loss {loss:.3f}  {tokens_per_s:.0f} tok/s")
+        detail = f"step {step}/{steps}  loss {loss:.3f}  {tokens_per_s:.0f} tok/s"
+        self.progress.update(self.task, completed=step, detail=detail)
+        self._line(detail)
 
     def checkpoint(self, step: int, path: Path) -> None:
         self.progress.console.print(f"[dim]Checkpoint at step {step}: {path}[/]")
