@@ -116,8 +116,8 @@ def read_dialogues(
 def _csv_records(text: str) -> tuple[list[tuple[int, dict[str, Any]]], set[str]]:
     reader = csv.DictReader(text.splitlines(keepends=True))
     columns = set(reader.fieldnames or [])
-    # Row numbers as a spreadsheet shows them: the header is row 1.
-    return [(reader.line_num, row) for row in reader], columns
+    # Row numbers as a spreadsheet shows them (the header is row 1), whatever newlines the cells hold.
+    return list(enumerate(reader, start=2)), columns
 
 
 def _json_records(text: str, path: Path) -> tuple[list[tuple[int, dict[str, Any]]], set[str]]:

@@ -38,7 +38,7 @@ class FinetuneSettings(BaseModel):
     )
     # Schedule.
     max_length: int = Field(256, ge=16, description="Tokens per chat; longer chats are cut.")
-    steps: int = Field(24, ge=1, description="Optimizer steps.")
+    steps: int = Field(20, ge=1, description="Optimizer steps.")
     batch_size: int = Field(4, ge=1, description="Chats per forward pass.")
     grad_accumulation: int = Field(2, ge=1, description="Forward passes per optimizer step.")
     lr: float = Field(1e-3, gt=0)
