@@ -133,8 +133,11 @@ def finetune_command(
         console.print(table)
         console.print(f"Trained in {m.train_minutes:.1f} min ({m.tokens_per_s:.0f} tokens/s); "
                       f"whole run {m.total_minutes:.1f} min.")
-        console.print(f"[green]Saved[/] {out or ''}{'' if out else 'LLMOS_HOME/adapters/' + m.name}. "
-                      f"Use it as the model [bold]{m.model_name}[/].")
+        from llmos.finetune.adapters import adapters_home
+
+        # An adapter outside LLMOS_HOME/adapters is named by its folder: BASE+/path/to/it.
+        use = m.model_name if out is None else f"{m.base}+{out.expanduser().resolve()}"
+        console.print(f"[green]Saved[/] {out or adapters_home() / m.name}. Use it as the model [bold]{use}[/].")
 
     _guard(run)
 
