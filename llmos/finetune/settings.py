@@ -1,8 +1,9 @@
 """What a fine-tuning run is made of: the data's columns, the LoRA shape, the schedule.
 
-The defaults are measured (bench/finetune.py): on 2 CPU cores a run of the 0.5B model
-finishes in about 10 minutes, validation included, and brings the validation
-perplexity of support dialogues well below the base model's.
+The defaults are measured (bench/finetune.py): on 2 idle CPU cores a run of the 0.5B
+model takes about 10 minutes, validation included (20 steps of 8 chats, about 28,000
+tokens at some 64 tokens/s), and brings the validation perplexity of support dialogues
+from 4.81 to 2.53 (ratio 0.525).
 """
 
 from __future__ import annotations
