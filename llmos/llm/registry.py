@@ -60,7 +60,8 @@ def known_models() -> list[ModelInfo]:
             ModelInfo(
                 name=a.model_name, backend="local", engine="transformers",
                 quantization=f"LoRA adapter, rank {a.settings.rank}",
-                description=f"'{a.name}' fine-tuned on {Path(a.data).name} ({a.train_chats} chats); "
+                description=f"'{a.name}' fine-tuned on {Path(a.data).name} ({a.steps} steps, "
+                f"{min(a.steps * a.settings.chats_per_step, a.train_chats)} of {a.train_chats} chats seen); "
                 f"validation perplexity {after}.",
                 prepared=a.base not in CATALOG or is_prepared(a.base),
             )
