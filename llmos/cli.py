@@ -333,8 +333,13 @@ def serve_model(
     port: Annotated[int, typer.Option(help="Port of the server, on 127.0.0.1.")] = 8011,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print the command and its environment.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to answer.")] = 600.0,
+    adapter: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Serve a LoRA adapter too: NAME=PATH, or the NAME of one under LLMOS_HOME/adapters (repeatable)."),
+    ] = None,
 ) -> None:
-    """Serve a model with vLLM (OpenAI-compatible API) in the foreground, until Ctrl-C."""
+    """Serve a model with vLLM (OpenAI-compatible API) in the foreground, until Ctrl-C.
+    With --adapter, clients ask for an adapter by its NAME as the model."""
     import shlex
     import signal
     import time
@@ -347,12 +352,17 @@ def serve_model(
         build_command,
         build_env,
         log_tail,
+        parse_adapters,
         served_name,
         start_server,
         wait_until_ready,
     )
 
-    config = VLLMServerConfig(model=model or get_settings().model, port=port)
+    try:
+        config = VLLMServerConfig(model=model or get_settings().model, port=port, adapters=parse_adapters(adapter or []))
+    except LLMOSError as exc:
+        console.print(f"[bold red]{type(exc).__name__}:[/] {exc}")
+        raise typer.Exit(1) from None
 
     def dry() -> None:
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in build_env(config).items())
@@ -371,6 +381,8 @@ def serve_model(
             console.print(f"[green]Ready in {seconds:.0f} s:[/] {config.base_url}")
             console.print("Use it from llmos with:", soft_wrap=True)
             print(f"  export LLMOS_BASE_URL={config.base_url}\n  export LLMOS_MODEL={served_name(config)}")
+            for name in config.adapters:
+                print(f"  # or, with the adapter: export LLMOS_MODEL={name}")
             console.print(f"[dim]PID file: {handle.pid_path}. Ctrl-C stops the server.[/]", soft_wrap=True)
             while handle.alive():
                 time.sleep(1.0)
@@ -563,3 +575,5 @@ from llmos.knowledge.cli import register as _register_knowledge  # noqa: E402  (
 _register_knowledge(app)
 from llmos.classifiers.cli import register as _register_classifiers  # noqa: E402  (train classifier, eval classifier)
 _register_classifiers(app)
+from llmos.finetune.cli import register as _register_finetune  # noqa: E402  (finetune, eval dialogue)
+_register_finetune(app)

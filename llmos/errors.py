@@ -103,6 +103,21 @@ class ClassifierNotFoundError(ClassifierError):
     """No saved classifier has this name or path."""
 
 
+# --- fine-tuning (LoRA adapters) -------------------------------------------
+
+
+class FinetuneError(LLMOSError):
+    """A fine-tuning run cannot start, resume or finish."""
+
+
+class DialogueDataError(FinetuneError):
+    """Dialogues cannot be used: no such file, an empty file, a missing column, a chat without an assistant turn."""
+
+
+class AdapterError(ModelError):
+    """An adapter is missing, incomplete, or was trained on another base model than the one it is loaded on."""
+
+
 # --- domain tools (the specialists' stores) ---------------------------------
 
 

@@ -6,6 +6,9 @@ Names are read in this order:
 - `local:<name or folder>`: the in-process model, even when LLMOS_BASE_URL is set.
 - any other name while LLMOS_BASE_URL is set: a model on that server (vLLM's --served-model-name).
 - otherwise a catalog name, a local transformers model folder, or a GGUF file.
+- `<base>+<adapter>`, e.g. `qwen2.5-coder-0.5b+support-lora`: the base model with a LoRA adapter
+  trained by `llmos finetune` (in process, on transformers); with LLMOS_BASE_URL set, the
+  adapter as the server serves it (`llmos serve-model --adapter NAME=PATH`), asked for by its name.
 
 Catalog names run on the engine LLMOS_LOCAL_ENGINE names: llamacpp (the default), which
 runs the shipped GGUF weights as they are, or transformers.
@@ -19,6 +22,7 @@ from pydantic import BaseModel
 
 from llmos.config import get_settings
 from llmos.errors import ConfigError, ModelNotFoundError
+from llmos.finetune.adapters import split_model_name
 from llmos.llm.model import ChatModel
 
 
@@ -35,6 +39,8 @@ def known_models() -> list[ModelInfo]:
     """Every model llmos can run by name, on the configured engine, and whether it is ready to load."""
     from llmos.llm.local.catalog import CATALOG, is_gguf_prepared, is_prepared
 
+    from llmos.finetune.adapters import list_adapters
+
     engine = get_settings().local_engine
     infos = []
     for e in CATALOG.values():
@@ -46,6 +52,18 @@ def known_models() -> list[ModelInfo]:
             ModelInfo(
                 name=e.name, backend="local", engine=engine, quantization=quantization,
                 description=e.description, prepared=prepared,
+            )
+        )
+    for a in list_adapters():
+        after = f"{a.perplexity_before:.2f} -> {a.perplexity_after:.2f}" if a.perplexity_after is not None else "not measured"
+        infos.append(
+            ModelInfo(
+                name=a.model_name, backend="local", engine="transformers",
+                quantization=f"LoRA adapter, rank {a.settings.rank}",
+                description=f"'{a.name}' fine-tuned on {Path(a.data).name} ({a.steps} steps, "
+                f"{min(a.steps * a.settings.chats_per_step, a.train_chats)} of {a.train_chats} chats seen); "
+                f"validation perplexity {after}.",
+                prepared=a.base not in CATALOG or is_prepared(a.base),
             )
         )
     return infos
@@ -79,8 +97,14 @@ def get_model(name: str | None = None) -> ChatModel:
     if name.startswith("local:"):
         return _local(name[len("local:"):])
     if settings.base_url:
-        return _openai(name, settings.base_url)
+        return _openai(_served_adapter(name), settings.base_url)
     return _local(name)
+
+
+def _served_adapter(name: str) -> str:
+    """On a server, `BASE+ADAPTER` is the adapter's served name (vLLM's --lora-modules NAME=PATH)."""
+    parts = split_model_name(name)
+    return parts[1] if parts else name
 
 
 def _openai(model: str, base_url: str) -> ChatModel:
@@ -112,6 +136,20 @@ def _local(name: str) -> ChatModel:
 
         return LocalModel.from_catalog(name)
     path = Path(name).expanduser()
+    if not path.exists() and (parts := split_model_name(name)) is not None:
+        base, adapter = parts
+        if llamacpp:
+            raise ConfigError(
+                f"'{name}' names a LoRA adapter: adapters run on the transformers engine. "
+                "Set LLMOS_LOCAL_ENGINE=transformers (or unset it)."
+            )
+        from llmos.llm.local.backend import LocalModel
+
+        if base in CATALOG:
+            return LocalModel.from_catalog(base, adapter=adapter)
+        if Path(base).expanduser().is_dir():
+            return LocalModel(base, adapter=adapter)
+        raise ModelNotFoundError(f"Unknown base model '{base}' in '{name}'. Known names: {', '.join(CATALOG)}.")
     if path.is_file() and path.suffix == ".gguf":
         from llmos.llm.local.llama_backend import LlamaCppModel
 

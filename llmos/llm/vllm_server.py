@@ -18,6 +18,7 @@ file, so a shell script can stop it as well: `kill -TERM -- -$(cat FILE.pid)`.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -65,6 +66,10 @@ class VLLMServerConfig(BaseModel):
     """Use the GPU command; default: detected with `has_gpu()`."""
     vllm_python: Path = DEFAULT_VLLM_PYTHON
     """The Python of the CPU vLLM virtual environment."""
+    adapters: dict[str, Path] = {}
+    """LoRA adapters served beside the base model: clients ask for one by its name (`--lora-modules`)."""
+    max_lora_rank: int | None = None
+    """Largest adapter rank the server accepts; default: the largest rank of `adapters`, rounded up to what vLLM takes."""
     extra_args: list[str] = []
     """Passed through to vLLM as they are."""
 
@@ -127,7 +132,50 @@ def build_command(config: VLLMServerConfig) -> list[str]:
     argv += ["--enable-auto-tool-choice", "--tool-call-parser", parser]
     if config.prefix_caching:
         argv.append("--enable-prefix-caching")
+    if config.adapters:
+        from llmos.llm.local.catalog import CATALOG
+
+        argv += lora_args(config, config.model if config.model in CATALOG else str(path))
     return argv + list(config.extra_args)
+
+
+# --- LoRA adapters ---------------------------------------------------------------
+
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+"""The values vLLM accepts for --max-lora-rank."""
+
+
+def parse_adapters(values: list[str]) -> dict[str, Path]:
+    """`--adapter` values: NAME=PATH (a PEFT adapter folder), or NAME alone for LLMOS_HOME/adapters/NAME."""
+    from llmos.finetune.adapters import check_name, locate
+
+    adapters: dict[str, Path] = {}
+    for value in values:
+        name, eq, where = value.partition("=")
+        name = check_name(name.strip())
+        if name in adapters:
+            raise ConfigError(f"--adapter {name} is given twice: give each adapter one name.")
+        adapters[name] = locate(where.strip() if eq else name).resolve()
+    return adapters
+
+
+def lora_args(config: VLLMServerConfig, base: str) -> list[str]:
+    """vLLM's LoRA arguments for the config's adapters, each checked against the base model it is served on."""
+    from llmos.errors import AdapterError
+    from llmos.finetune.adapters import MANIFEST, check_base, read_manifest
+
+    ranks = []
+    for name, folder in config.adapters.items():
+        try:
+            peft_config = json.loads((Path(folder) / "adapter_config.json").read_text())
+        except (OSError, ValueError):
+            raise AdapterError(f"Adapter '{name}': {folder} has no readable adapter_config.json (a PEFT adapter folder).") from None
+        if (Path(folder) / MANIFEST).is_file():  # trained by llmos: it knows its base
+            check_base(read_manifest(Path(folder)), base)
+        ranks.append(int(peft_config.get("r", 8)))
+    rank = config.max_lora_rank or next((r for r in VLLM_LORA_RANKS if r >= max(ranks)), max(ranks))
+    modules = [f"{name}={folder}" for name, folder in config.adapters.items()]
+    return ["--enable-lora", "--lora-modules", *modules, "--max-lora-rank", str(rank), "--max-loras", str(len(modules))]
 
 
 def build_env(config: VLLMServerConfig) -> dict[str, str]:

@@ -68,13 +68,24 @@ class LocalModel(ChatModel):
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
         threads: int | None = None,
         dtype: str | None = None,
+        adapter: str | Path | None = None,
         _catalog: str | None = None,
     ) -> None:
         if path is None and _catalog is None:
             raise ValueError("LocalModel needs a model folder (or use LocalModel.from_catalog(name)).")
         self.path = Path(path).expanduser() if path is not None else None
         self.catalog_name = _catalog
-        self.name = name or _catalog or (self.path.name if self.path else "local")
+        base_name = _catalog or (self.path.name if self.path else "local")
+        self.adapter: Path | None = None
+        if adapter is not None:
+            from llmos.finetune.adapters import check_base, locate, read_manifest
+
+            # Checked now, not at the first request: a missing adapter or one trained on another base.
+            self.adapter = locate(adapter)
+            manifest = read_manifest(self.adapter)
+            check_base(manifest, _catalog or str(self.path.resolve()))
+            base_name = f"{base_name}+{manifest.name}"
+        self.name = name or base_name
         self.max_context = max_context
         self.default_max_tokens = default_max_tokens
         self.threads = threads or get_settings().threads or os.cpu_count() or 1
@@ -128,7 +139,12 @@ class LocalModel(ChatModel):
                 path = prepare(self.catalog_name)
             if not (path / "config.json").is_file():
                 raise WeightsError(f"'{path}' is not a transformers model folder (no config.json).")
-            self._engine = Engine(path, threads=self.threads, dtype=self.dtype)
+            if self.adapter is not None:
+                from llmos.finetune.adapters import check_base, read_manifest
+
+                # Also compares the base's weights with those the adapter was trained on (a warning if they changed).
+                check_base(read_manifest(self.adapter), self.catalog_name or str(path.resolve()), path)
+            self._engine = Engine(path, threads=self.threads, dtype=self.dtype, adapter=self.adapter)
         return self._engine
 
     def _serve(self, jobs: queue.Queue[_Job | None]) -> None:

@@ -65,7 +65,7 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
 class Engine:
     """A transformers causal LM, its tokenizer, and an xgrammar compiler for its vocabulary."""
 
-    def __init__(self, path: Path, *, threads: int, dtype: str | None = None) -> None:
+    def __init__(self, path: Path, *, threads: int, dtype: str | None = None, adapter: Path | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub from here
         import torch
         import xgrammar as xgr
@@ -78,6 +78,8 @@ class Engine:
         self.torch, self.xgr = torch, xgr
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype), local_files_only=True)
+        if adapter is not None:
+            self.model = _with_adapter(self.model, adapter)
         self.model.eval()
         # transformers renamed the KV-cache argument from `past_key_values` to `cache` in 5.x.
         self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
@@ -254,6 +256,15 @@ class Engine:
     def answer(self, request: ChatRequest, generation: Generation) -> AssistantMessage:
         """The assistant message for a finished generation: a native tool call when one was forced."""
         return chat_format.answer(request, generation.text)
+
+
+def _with_adapter(model: Any, adapter: Path) -> Any:
+    """The model with a LoRA adapter merged into its weights: it then decodes exactly as fast as the base."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ConfigError("Adapters need PEFT: pip install 'llmos[finetune]'.") from None
+    return PeftModel.from_pretrained(model, adapter, is_trainable=False).merge_and_unload()
 
 
 def _sample(torch, logits, temperature: float) -> int:
