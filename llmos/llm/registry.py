@@ -138,11 +138,7 @@ def _local(name: str) -> ChatModel:
     path = Path(name).expanduser()
     if not path.exists() and (parts := split_model_name(name)) is not None:
         base, adapter = parts
-        if llamacpp:
-            raise ConfigError(
-                f"'{name}' names a LoRA adapter: adapters run on the transformers engine. "
-                "Set LLMOS_LOCAL_ENGINE=transformers (or unset it)."
-            )
+        # Adapters run on the transformers engine, whichever engine serves plain catalog names.
         from llmos.llm.local.backend import LocalModel
 
         if base in CATALOG:

@@ -11,10 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from llmos.config import get_settings
-from llmos.errors import AdapterError, ConfigError
+from llmos.errors import AdapterError
 from llmos.finetune import FinetuneSettings, finetune, list_adapters
 from llmos.finetune.adapters import split_model_name, weights_sha256
 from llmos.llm import ChatRequest, UserMessage, get_model
+from llmos.llm.local import LocalModel
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +84,9 @@ def test_missing_adapter_and_adapter_of_another_base_are_refused(home, tiny_base
 
 
 def test_adapters_run_on_transformers_and_on_a_server_by_their_name(home, tiny_base, monkeypatch):
-    monkeypatch.setenv("LLMOS_LOCAL_ENGINE", "llamacpp")
+    monkeypatch.setenv("LLMOS_LOCAL_ENGINE", "llamacpp")  # the default engine serves plain names
     get_settings.cache_clear()
-    with pytest.raises(ConfigError, match="transformers engine"):
-        get_model(f"{tiny_base}+orders")
+    assert isinstance(get_model(f"{tiny_base}+orders"), LocalModel)
     monkeypatch.setenv("LLMOS_BASE_URL", "http://127.0.0.1:9/v1")
     get_settings.cache_clear()
     served = get_model("qwen2.5-coder-0.5b+orders")
