@@ -72,9 +72,11 @@ class Agent(Generic[OutputT]):
     tool_choice: what the first step may do: "auto" (the model decides), "required" or a
     tool's name (it must call one first: for specialists that always look something up, and
     for models whose free choice is unreliable), or "none". Later steps are always "auto".
-    turn_notes: callables (task, history) -> text (or an awaitable of it) added to the
-    instructions of that run only, when not empty: rules that apply to some turns (guidelines
-    that match, an escalation the customer's words trigger), so the usual prompt stays short.
+    turn_notes: callables (task, history) -> text (or an awaitable of it) sent with the requests
+    of that run only, when not empty: rules that apply to some turns (guidelines that match, an
+    escalation the customer's words trigger). They come as a system message right after the
+    customer's message, so the system prompt stays byte-identical from turn to turn (the prefix
+    cache keeps hitting) and a small model reads them last; they are not kept in the transcript.
 
     memory: where runs with `session=` keep their conversation (llmos.memory.Memory).
     """
@@ -187,15 +189,16 @@ class Agent(Generic[OutputT]):
             return asyncio.run(self.run(task, history=history, context=context, session=session))
         raise AgentError("run_sync was called inside a running event loop: use `await agent.run(...)` there.")
 
-    async def instructions_for(self, task: str, history: Sequence[Message]) -> str:
-        """The system prompt of a run on `task`: the instructions, then the turn notes that apply."""
+    async def notes_for(self, task: str, history: Sequence[Message]) -> str:
+        """The turn notes that apply to a run on `task` ('' when none does)."""
         notes = []
         for note in self.turn_notes:
             text = note(task, history)
             text = await text if inspect.isawaitable(text) else text
             if text:
                 notes.append(text)
-        return "\n".join([self.instructions, *notes])
+        return "\n".join(notes)
+
     def _memory(self, history: Sequence[Message]) -> Memory:
         from llmos.memory.conversation import session_memory
 
@@ -208,8 +211,10 @@ class Agent(Generic[OutputT]):
             raise PromptError(f"Agent '{self.name}' got an empty task: say what it should do.")
         started = time.perf_counter()
         deadline = None if self.budget.max_seconds is None else started + self.budget.max_seconds
-        instructions = await self.instructions_for(task, history)
-        messages: list[Message] = [SystemMessage(content=instructions), *history, UserMessage(content=task)]
+        notes = await self.notes_for(task, history)
+        messages: list[Message] = [SystemMessage(content=self.instructions), *history, UserMessage(content=task)]
+        # Where the notes go in each request: right after the customer's message (not in the transcript).
+        noted = (len(messages), SystemMessage(content=notes)) if notes else None
         usage = Usage()
         calls_made = tool_calls = 0
         failures: dict[str, int] = {}
@@ -230,7 +235,8 @@ class Agent(Generic[OutputT]):
             if calls_made == self.budget.max_steps - 1 and calls_made > 0 and answer_now is None:
                 answer_now = prompts.ANSWER_NOW  # the last step of the budget answers
             request = self._request(
-                messages, structured=structured_now, answer_now=answer_now, first=calls_made == 0, retry_tool=retry_tool
+                messages if noted is None else [*messages[: noted[0]], noted[1], *messages[noted[0]:]],
+                structured=structured_now, answer_now=answer_now, first=calls_made == 0, retry_tool=retry_tool
             )
             response = None
             async with aclosing(self.model.stream(request)) as stream:

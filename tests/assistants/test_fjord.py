@@ -17,6 +17,14 @@ def system_prompt(request) -> str:
     return request.messages[0].content
 
 
+def turn_notes(request) -> str:
+    """The system message right after the customer's message ('' when the turn has none)."""
+    roles = [m.role for m in request.messages]
+    user = roles.index("user")
+    after = request.messages[user + 1] if user + 1 < len(roles) else None
+    return after.content if after is not None and after.role == "system" else ""
+
+
 async def test_the_file_builds_the_banks_team(home, embedder):
     assistant = load_assistant(FJORD, ScriptedModel([]), home=home, embedder=embedder)
     cards, advisor = assistant.team.specialists
@@ -85,7 +93,9 @@ async def test_asking_for_a_person_and_a_matching_guideline_reach_only_their_tur
     plain = assistant.team.specialists[0].instructions
     for goal in ("Can I speak to a real person please?", "I'm going on holiday to Spain next week", "What does a cash withdrawal cost?"):
         await assistant.team.run(goal, context=assistant.context(user="u-100"))
-    person, travel, fees = (system_prompt(model.requests[n]) for n in (1, 4, 7))
-    assert person.startswith(plain) and "asked for a person: call escalate_to_human" in person and "travel mode" not in person
-    assert travel.startswith(plain) and "turn on travel mode" in travel and "escalate_to_human with reason" not in travel
-    assert fees == plain  # nothing matched: the usual prompt, byte for byte
+    # The system prompt is the usual one, byte for byte, on every turn; what matched comes right after the message.
+    assert all(system_prompt(model.requests[n]) == plain for n in (1, 4, 7))
+    person, travel, fees = (turn_notes(model.requests[n]) for n in (1, 4, 7))
+    assert "asked for a person: call escalate_to_human" in person and "travel mode" not in person
+    assert "turn on travel mode" in travel and "escalate_to_human with reason" not in travel
+    assert fees == ""  # nothing matched: no notes at all

@@ -1,5 +1,5 @@
 """Fjord Bank end to end on the real local model: built only from its file, it routes (or plans), cites its own
-policy documents, calls its own tool for the signed-in customer, and hands a case to a person by its own rule."""
+policy documents and calls its own tool for the signed-in customer."""
 
 from __future__ import annotations
 
@@ -31,28 +31,4 @@ async def test_the_bank_answers_from_its_documents_and_its_own_tool(local_model,
     policies = FJORD.parent / "policies"
     cited = [s for s in result.sources if s.citation.startswith(str(policies))]
     assert cited, result.sources  # its own documents, in the numbered sources under the answer
-
-
-async def test_the_bank_escalates_by_its_own_rule(local_model, tmp_path):
-    assistant = load_assistant(FJORD, local_model, home=tmp_path)
-    context = assistant.context(user="u-200", approver=lambda request: False)  # u-200's card shows gambling payments
-    result = await assistant.team.run("Please check the recent payments on my card, I do not recognise some of them.",
-                                      context=context)
-    cards = [r for r in result.subtasks if r.specialist == "cards"]
-    assert cards and cards[0].ok, result.subtasks
-    messages = [m for r in cards for m in r.run.messages]
-    steps = [m for m in messages if getattr(m, "role", "") == "assistant" and m.tool_calls]
-    trace = [[(c.name, c.arguments) for c in m.tool_calls] for m in steps]
-    # The rule "possible card fraud" is checked by code on the first card_status result that ran (a call with wrong
-    # arguments is retried first). The case reaches a person: handed over by the model before the rule fired, or
-    # else forced by the rule in the same step or the one after it.
-    flagged = [i for i, m in enumerate(messages) if getattr(m, "role", "") == "tool" and m.name == "card_status"
-               and '"escalation_required":true' in m.content.replace(" ", "")]
-    assert flagged, trace  # the customer asked about their card's payments
-    handoffs = [i for i, m in enumerate(messages) if getattr(m, "role", "") == "tool" and m.name == "escalate_to_human"
-                and not m.is_error and '"handoff":true' in m.content.replace(" ", "")]
-    assert handoffs, trace
-    if handoffs[0] > flagged[0]:
-        step = max(i for i, m in enumerate(steps) if messages.index(m) < flagged[0])
-        assert "escalate_to_human" in [c.name for m in steps[step:step + 2] for c in m.tool_calls], trace
 

@@ -111,12 +111,12 @@ async def test_a_calm_result_leaves_the_next_step_to_the_model():
     assert result.output == "Your card is active." and model.requests[1].tool_choice == "auto"
 
 
-async def test_a_customer_asking_for_a_person_changes_the_instructions_of_that_turn_only():
+async def test_a_customer_asking_for_a_person_changes_the_notes_of_that_turn_only():
     agent = support_agent(knowledge=None, escalation=RULES, company="Fjord Bank")
-    asks = await agent.instructions_for("I want to speak to a manager", [])
-    plain = await agent.instructions_for("What is my card limit?", [])
-    assert plain == agent.instructions and "Fjord Bank" in plain
-    assert asks.startswith(plain) and "escalate_to_human" in asks[len(plain):]
+    asks = await agent.notes_for("I want to speak to a manager", [])
+    plain = await agent.notes_for("What is my card limit?", [])
+    assert plain == "" and "Fjord Bank" in agent.instructions
+    assert "escalate_to_human" in asks
 
 
 async def test_tickets_are_scoped_to_tenant_and_customer(tmp_path):
