@@ -105,8 +105,8 @@ def train_classifier(
 
         head, done = tune_classification(encoder, head, train, settings, progress, deadline)
         tuning.update(done)
-    if deadline is not None:
-        tuning["stopped_by_time"] = time.monotonic() >= deadline or tuning.get("stopped_by_time", False)
+    if settings.method != "frozen":  # fewer steps than asked: --max-minutes ended the tuning
+        tuning["stopped_by_time"] = tuning.get("stopped_by_time", False) or tuning.get("contrastive_steps", steps) < steps
     labels = sorted(set(train.labels))
     manifest = Manifest(
         name=name, method=settings.method,
