@@ -1,6 +1,6 @@
 """Text classifiers trained on a company's own labelled texts (intents, sentiment, topics).
 
-    llmos train classifier tickets.csv --label-column intent --name intents [--method setfit]
+    llmos train classifier tickets.csv --label-column intent --name intents [--method setfit|finetune]
     llmos eval classifier intents test.csv
 
 In Python: `read_labelled_csv`, `train_classifier`, `load_classifier`, `predict`, `evaluate`.

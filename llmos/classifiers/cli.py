@@ -42,14 +42,22 @@ def train_classifier_command(
     data: Annotated[Path, typer.Argument(help="A CSV file of labelled texts.")],
     name: Annotated[str, typer.Option(help="Save as the next version of this name under LLMOS_HOME/classifiers.")] = "classifier",
     out: Annotated[Optional[Path], typer.Option(help="Save to this folder instead (new or empty).")] = None,
-    method: Annotated[str, typer.Option(help="frozen (embeddings + logistic regression) or setfit (tune the encoder too).")] = "frozen",
+    method: Annotated[str, typer.Option(
+        help="frozen (embeddings + logistic regression), setfit (contrastive tune, then the same head) or finetune "
+             "(encoder + linear head trained together: the most accurate and the slowest).")] = "frozen",
     text_column: TextColumn = "text",
     label_column: LabelColumn = "label",
     label_name: LabelName = None,
     encoder: Annotated[str, typer.Option(help="'default' (the packaged MiniLM) or a sentence-transformers folder.")] = "default",
     validation: Annotated[float, typer.Option(help="Share of rows held out to measure the model (0: none).")] = 0.2,
     max_steps: Annotated[int, typer.Option(help="setfit: contrastive training steps (the time budget).")] = 200,
-    batch_size: Annotated[int, typer.Option(help="setfit: pairs per step.")] = 16,
+    batch_size: Annotated[int, typer.Option(help="setfit: pairs per step; finetune: texts per step.")] = 16,
+    epochs: Annotated[float, typer.Option(help="finetune: passes over the training rows.")] = 3.0,
+    learning_rate: Annotated[Optional[float], typer.Option(help="setfit, finetune: the encoder's learning rate (default 2e-5, 5e-5).")] = None,
+    max_length: Annotated[int, typer.Option(help="Tokens per text; longer texts are cut (short texts train faster).")] = 128,
+    class_weight: Annotated[str, typer.Option(help="finetune: none, or balanced (weigh rare labels up).")] = "none",
+    contrastive_steps: Annotated[int, typer.Option(help="finetune: SetFit contrastive steps first (0: none).")] = 0,
+    max_minutes: Annotated[Optional[float], typer.Option(help="setfit, finetune: stop tuning after this long; the model is still saved.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the split and the pairs.")] = 0,
     home: Home = None,
 ) -> None:
@@ -62,25 +70,35 @@ def train_classifier_command(
         from llmos.classifiers.training import TrainSettings, save_path_for, train_classifier
         from llmos.errors import ConfigError
 
-        if method not in ("frozen", "setfit"):
-            raise ConfigError(f"--method {method!r}: write frozen or setfit.")
-        settings = TrainSettings(method=method, encoder=encoder, validation=validation, max_steps=max_steps,
-                                 batch_size=batch_size, seed=seed)
+        if method not in ("frozen", "setfit", "finetune"):
+            raise ConfigError(f"--method {method!r}: write frozen, setfit or finetune.")
+        if class_weight not in ("none", "balanced"):
+            raise ConfigError(f"--class-weight {class_weight!r}: write none or balanced.")
+        try:
+            settings = TrainSettings(method=method, encoder=encoder, validation=validation, max_steps=max_steps,
+                                     batch_size=batch_size, seed=seed, epochs=epochs, learning_rate=learning_rate,
+                                     max_length=max_length, class_weight=class_weight, contrastive_steps=contrastive_steps,
+                                     max_minutes=max_minutes)
+        except ValueError as exc:
+            raise ConfigError(f"Invalid training options: {exc}") from None
         labelled = read_labelled_csv(data, text_column=text_column, label_column=label_column, rename=parse_rename(label_name))
         version, folder = save_path_for(name, out, home)
         console.print(f"{len(labelled)} rows, {len(labelled.classes)} labels; training ({method}) ...")
         with Progress(Text("{task.description}"), BarColumn(), Text("{task.completed}/{task.total}"), Text("loss {task.fields[loss]}"),
                       TimeElapsedColumn(), console=console, transient=True) as bar:
-            task = bar.add_task("tuning the encoder", total=max_steps, loss="-", visible=method == "setfit")
+            task = bar.add_task("tuning the encoder", total=max_steps, loss="-", visible=method != "frozen")
             classifier = train_classifier(
                 labelled, settings, name=name,
-                progress=lambda step, total, loss: bar.update(task, completed=step, loss=f"{loss:.4f}"),
+                progress=lambda step, total, loss: bar.update(task, completed=step, total=total, loss=f"{loss:.4f}"),
             )
         classifier.manifest.version = version
         classifier.save(folder)
         m = classifier.manifest
         scores = (f"validation accuracy {m.metrics['validation_accuracy']:.3f}, macro-F1 {m.metrics['validation_macro_f1']:.3f} "
                   f"on {m.metrics['validation_rows']} rows; ") if m.metrics else ""
+        if m.tuning.get("stopped_by_time"):
+            console.print(f"[yellow]--max-minutes {max_minutes:g} ended the tuning early[/] "
+                          f"({m.tuning.get('steps', m.tuning.get('contrastive_steps', 0))} steps); the model is saved as it was then.")
         console.print(f"[green]Saved {classifier.name}[/] to {folder}: {scores}{m.train_seconds:.0f} s.")
 
     _guard(run)

@@ -1,4 +1,4 @@
-"""A trained classifier: a sentence-transformers encoder and a logistic-regression head, saved as a folder.
+"""A trained classifier: a sentence-transformers encoder and a linear head, saved as a folder.
 
     classifier = load_classifier("intents")             # the latest version under LLMOS_HOME/classifiers/intents/
     classifier = load_classifier("intents@v2")          # one version
@@ -7,7 +7,7 @@
 
 A folder holds manifest.json (what was trained on what, how, and how well), head.npz (the
 head's weights: plain arrays, loaded without pickle, so a folder from elsewhere cannot run
-code), and encoder/ when the encoder itself was fine-tuned. A frozen-encoder classifier names
+code), and encoder/ when the encoder itself was tuned (setfit, finetune). A frozen-encoder classifier names
 its encoder by path and SHA-256 instead of copying 90 MB; loading checks the hash, so a
 changed encoder is an error rather than silently wrong predictions.
 """
@@ -52,7 +52,7 @@ class Manifest(BaseModel):
     format: int = 1
     name: str
     version: int | None = None
-    method: Literal["frozen", "setfit"]
+    method: Literal["frozen", "setfit", "finetune"]
     encoder: EncoderInfo
     data: DataInfo
     labels: list[str]
@@ -60,6 +60,7 @@ class Manifest(BaseModel):
     metrics: dict = Field(default_factory=dict, description="Validation scores: accuracy, macro_f1 (empty without a validation split).")
     train_seconds: float
     created: datetime
+    tuning: dict = Field(default_factory=dict, description="What the tuning did: steps run, whether --max-minutes stopped it.")
 
 
 class LinearHead(BaseModel):

@@ -1,4 +1,4 @@
-"""Train a text classifier on labelled texts: frozen embeddings + logistic regression, or a SetFit-style fine-tune.
+"""Train a text classifier on labelled texts: frozen embeddings + logistic regression, a SetFit-style tune, or a full fine-tune.
 
     data = read_labelled_csv("tickets.csv", label_column="intent")
     classifier = train_classifier(data, TrainSettings(method="setfit", max_steps=300), name="intents")
@@ -10,6 +10,12 @@ setfit: first the encoder itself is tuned contrastively, as SetFit does (Tunstal
     pairs of texts with the same label are pulled together and pairs with different labels
     pushed apart (cosine-similarity loss, 1 for same, 0 for different). Then the head is fitted
     on the tuned vectors as above. `max_steps` bounds the tuning, so it ends in minutes on 2 cores.
+finetune: the head is fitted as above on the untuned vectors, then the encoder and the head are
+    trained together with cross-entropy for `epochs` passes (llmos.classifiers.finetune);
+    optionally after `contrastive_steps` of the SetFit stage. The most accurate, and the slowest.
+
+`max_minutes` bounds the tuning of setfit and finetune: training stops cleanly between two steps
+and the classifier is kept as it is then (the manifest says so).
 
 The loop is ours (a few lines over sentence-transformers' CosineSimilarityLoss) rather than the
 setfit package: that package pulls in datasets, pyarrow, pandas and evaluate, and pins the
@@ -26,7 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from llmos.classifiers.data import LabelledTexts
 from llmos.classifiers.evaluation import evaluate
@@ -47,16 +53,30 @@ Progress = Callable[[int, int, float], None]
 """(step, max_steps, loss) after each tuning step."""
 
 
+DEFAULT_LEARNING_RATES = {"frozen": 2e-5, "setfit": 2e-5, "finetune": 5e-5}
+
+
 class TrainSettings(BaseModel):
-    method: Literal["frozen", "setfit"] = "frozen"
+    method: Literal["frozen", "setfit", "finetune"] = "frozen"
     encoder: str = Field("default", description="'default' (llmos's packaged MiniLM) or a sentence-transformers folder.")
     validation: float = Field(0.2, ge=0, lt=1, description="Share of rows held out (stratified) to measure the model.")
     seed: int = 0
     c: float = Field(10.0, gt=0, description="Inverse regularisation of the logistic regression (unit vectors need a large C).")
     max_steps: int = Field(200, ge=1, description="setfit: contrastive steps (batches of pairs).")
-    batch_size: int = Field(16, ge=2, description="setfit: pairs per step.")
-    learning_rate: float = Field(2e-5, gt=0, description="setfit: AdamW learning rate of the encoder.")
+    batch_size: int = Field(16, ge=2, description="setfit: pairs per step; finetune: texts per step.")
+    learning_rate: float | None = Field(None, gt=0, description="AdamW learning rate of the encoder (None: 2e-5 for setfit, 5e-5 for finetune).")
     max_length: int = Field(128, ge=8, description="Tokens per text; longer texts are cut (short texts train faster).")
+    epochs: float = Field(3.0, gt=0, description="finetune: passes over the training rows.")
+    head_learning_rate: float = Field(1e-3, gt=0, description="finetune: AdamW learning rate of the linear head.")
+    class_weight: Literal["none", "balanced"] = Field("none", description="finetune: weigh the loss by inverse label frequency.")
+    contrastive_steps: int = Field(0, ge=0, description="finetune: SetFit contrastive steps before the fine-tune (0: none).")
+    max_minutes: float | None = Field(None, gt=0, description="setfit, finetune: stop tuning after this long and keep the model.")
+
+    @model_validator(mode="after")
+    def _method_defaults(self) -> TrainSettings:
+        if self.learning_rate is None:
+            self.learning_rate = DEFAULT_LEARNING_RATES[self.method]
+        return self
 
 
 def train_classifier(
@@ -66,16 +86,27 @@ def train_classifier(
     settings = settings or TrainSettings()
     started = time.perf_counter()
     train, valid = data.split(settings.validation, settings.seed) if settings.validation > 0 else (data, None)
+    deadline = time.monotonic() + settings.max_minutes * 60 if settings.max_minutes else None
     folder = encoder_folder(settings.encoder)
-    if settings.method == "setfit":
+    tuning: dict = {}
+    if settings.method in ("setfit", "finetune"):
         encoder = load_encoder(folder, shared=False)  # tuned in place: a copy of its own
         encoder.max_seq_length = min(encoder.max_seq_length or settings.max_length, settings.max_length)
-        tune_contrastive(encoder, train, settings, progress)
+        steps = settings.max_steps if settings.method == "setfit" else settings.contrastive_steps
+        if steps:
+            tuning["contrastive_steps"] = tune_contrastive(encoder, train, settings, progress, steps=steps, deadline=deadline)
         source = "bundled"
     else:
         encoder = load_encoder(folder)
         source = settings.encoder
     head = fit_head(embed(encoder, train.texts), train.labels, settings)
+    if settings.method == "finetune":
+        from llmos.classifiers.finetune import tune_classification
+
+        head, done = tune_classification(encoder, head, train, settings, progress, deadline)
+        tuning.update(done)
+    if settings.method != "frozen":  # fewer steps than asked: --max-minutes ended the tuning
+        tuning["stopped_by_time"] = tuning.get("stopped_by_time", False) or tuning.get("contrastive_steps", steps) < steps
     labels = sorted(set(train.labels))
     manifest = Manifest(
         name=name, method=settings.method,
@@ -84,6 +115,7 @@ def train_classifier(
         data=DataInfo(source=data.source, sha256=data.sha256, rows=len(data), train_rows=len(train),
                       validation_rows=len(valid) if valid else 0, counts=data.counts()),
         labels=labels, settings=settings.model_dump(), train_seconds=0.0, created=datetime.now(timezone.utc),
+        tuning=tuning,
     )
     classifier = TrainedClassifier(encoder, head, manifest)
     manifest.train_seconds = round(time.perf_counter() - started, 2)
@@ -104,8 +136,10 @@ def fit_head(vectors: np.ndarray, labels: list[str], settings: TrainSettings) ->
     return LinearHead.from_sklearn(model)
 
 
-def tune_contrastive(encoder, data: LabelledTexts, settings: TrainSettings, progress: Progress | None = None) -> None:
-    """SetFit's first stage: `max_steps` batches of same-label (target 1) and different-label (target 0) pairs."""
+def tune_contrastive(encoder, data: LabelledTexts, settings: TrainSettings, progress: Progress | None = None, *,
+                     steps: int | None = None, deadline: float | None = None) -> int:
+    """SetFit's first stage: `steps` (default `max_steps`) batches of same-label (target 1) and different-label
+    (target 0) pairs, fewer if `deadline` (time.monotonic()) passes. Returns the steps run."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
@@ -117,25 +151,32 @@ def tune_contrastive(encoder, data: LabelledTexts, settings: TrainSettings, prog
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     loss_fn = CosineSimilarityLoss(encoder)
-    optimizer = torch.optim.AdamW(encoder.parameters(), lr=settings.learning_rate)
-    schedule = get_linear_schedule_with_warmup(optimizer, max(1, settings.max_steps // 10), settings.max_steps)
+    total = steps or settings.max_steps
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=DEFAULT_LEARNING_RATES["setfit"] if settings.method != "setfit"
+                                  else settings.learning_rate)
+    schedule = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
     tokenize = getattr(encoder, "preprocess", None) or encoder.tokenize
     by_label: dict[str, list[str]] = {}
     for text, label in zip(data.texts, data.labels):
         by_label.setdefault(label, []).append(text)
     encoder.train()
+    done = 0
     try:
-        for step in range(1, settings.max_steps + 1):
+        for step in range(1, total + 1):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
             left, right, targets = sample_pairs(by_label, settings.batch_size, rng)
             loss = loss_fn([tokenize(left), tokenize(right)], torch.tensor(targets, dtype=torch.float32))
             loss.backward()
             optimizer.step()
             schedule.step()
             optimizer.zero_grad()
+            done = step
             if progress is not None:
-                progress(step, settings.max_steps, float(loss.detach()))
+                progress(step, total, float(loss.detach()))
     finally:
         encoder.eval()
+    return done
 
 
 def sample_pairs(by_label: dict[str, list[str]], n: int, rng: random.Random) -> tuple[list[str], list[str], list[float]]:
