@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmos.errors import ConfigError, LLMOSError
+from llmos.render import run_command
 
 app = typer.Typer(help="llmos: multi-agent, tool-using assistants.", no_args_is_help=True, add_completion=False)
 models_app = typer.Typer(help="List known models, or prepare one.", invoke_without_command=True)
@@ -557,13 +558,7 @@ def _run(coro) -> bool:
 
 def _guard(fn) -> bool:
     """Run fn; an llmos error becomes a red message and exit code 1, never a traceback."""
-    try:
-        result = fn()
-    except LLMOSError as exc:
-        console.print(f"[bold red]{type(exc).__name__}:[/] {exc}")
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+    result = run_command(fn, console)
     return True if result is None else result
 
 

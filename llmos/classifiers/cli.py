@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from llmos.errors import LLMOSError
+from llmos.render import run_command
 
 console = Console(highlight=False, soft_wrap=True)
 train_app = typer.Typer(help="Train models on your own data.", no_args_is_help=True)
@@ -28,13 +28,7 @@ Home = Annotated[Optional[Path], typer.Option(help="Where named classifiers live
 
 
 def _guard(fn):
-    try:
-        return fn()
-    except LLMOSError as exc:
-        console.print(f"[bold red]{type(exc).__name__}:[/] {exc}")
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+    return run_command(fn, console)
 
 
 @train_app.command("classifier")

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from llmos.errors import LLMOSError
+from llmos.render import run_command
 from llmos.finetune.settings import FinetuneSettings
 from llmos.finetune.training import Reporter
 
@@ -24,13 +24,7 @@ _DEFAULTS = FinetuneSettings()
 
 
 def _guard(fn):
-    try:
-        return fn()
-    except LLMOSError as exc:
-        console.print(f"[bold red]{type(exc).__name__}:[/] {exc}")
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+    return run_command(fn, console)
 
 
 class BarReporter(Reporter):

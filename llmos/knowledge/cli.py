@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from llmos.errors import LLMOSError
+from llmos.render import run_command
 
 console = Console(highlight=False, soft_wrap=True)
 kb_app = typer.Typer(help="Inspect the knowledge base.", no_args_is_help=True)
@@ -36,14 +36,7 @@ def _open(kb_path: Path | None, tenant: str, url: str | None, **kwargs):
 
 
 def _guard(fn):
-    try:
-        return fn()
-    except LLMOSError as exc:
-        console.print(f"[bold red]{type(exc).__name__}:[/] {exc}")
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        console.print("[yellow]Interrupted: the next `llmos ingest` finishes the job without duplicates.[/]")
-        raise typer.Exit(130) from None
+    return run_command(fn, console, interrupted="Interrupted: the next `llmos ingest` finishes the job without duplicates.")
 
 
 def ingest(
