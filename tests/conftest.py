@@ -31,6 +31,24 @@ def local_model():
     asyncio.run(model.aclose())
 
 
+@pytest.fixture
+def recorded_model(local_model):
+    """The local model, keeping every request it is sent in `.requests` (what a test checks the prompts with)."""
+    from llmos.llm.model import ChatModel
+
+    class Recorded(ChatModel):
+        name = local_model.name
+
+        def __init__(self) -> None:
+            self.requests = []
+
+        def _stream(self, request):
+            self.requests.append(request)
+            return local_model._stream(request)
+
+    return Recorded()
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """One PostgreSQL cluster for the test session, in a temporary folder (llmos.memory.testing.TempPostgres),

@@ -29,19 +29,8 @@ def agent(model, *, guidelines: bool) -> Agent:
     return bank
 
 
-async def test_a_matching_guideline_changes_the_answer_and_one_that_does_not_match_is_absent(local_model):
-    from llmos.llm.model import ChatModel
-
-    requests = []
-
-    class Recorded(ChatModel):
-        name = local_model.name
-
-        def _stream(self, request):
-            requests.append(request)
-            return local_model._stream(request)
-
-    model = Recorded()
+async def test_a_matching_guideline_changes_the_answer_and_one_that_does_not_match_is_absent(recorded_model):
+    model, requests = recorded_model, recorded_model.requests
     without = await agent(model, guidelines=False).run(MESSAGE)
     guided = await agent(model, guidelines=True).run(MESSAGE)
     # Travel mode is Fjord Bank's own word: the model says it only when the matched guideline tells it to.

@@ -28,19 +28,8 @@ def recalled_block(requests) -> str:
     return ""
 
 
-async def test_facts_of_one_session_are_recalled_for_the_same_user_only(local_model, tmp_path):
-    from llmos.llm.model import ChatModel
-
-    requests = []
-
-    class Recorded(ChatModel):
-        name = local_model.name
-
-        def _stream(self, request):
-            requests.append(request)
-            return local_model._stream(request)
-
-    model = Recorded()
+async def test_facts_of_one_session_are_recalled_for_the_same_user_only(recorded_model, tmp_path):
+    model, requests = recorded_model, recorded_model.requests
     store = SQLSessionStore(f"sqlite+aiosqlite:///{tmp_path / 'memory.db'}")
     memory = Memory(store, model=model)
     agent = Agent(
