@@ -115,29 +115,46 @@ def stats(tenant: Tenant = "default", kb: KbPath = None, url: Url = None) -> Non
 def eval_retrieval(
     data: Annotated[Path, typer.Option(help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv.")],
     reranker: Annotated[Optional[str], typer.Option(help="A CrossEncoder model folder: adds a 'rerank' method.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="JSON output (default: bench/results/retrieval_<dataset>.json).")] = None,
+    k: Annotated[Optional[list[int]], typer.Option("--k", help="Report recall@k at this cut-off (repeatable; default 10 and 100).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the scores as JSON to this file.")] = None,
 ) -> None:
-    """nDCG@10, recall@10, recall@100 and MRR@10 of bm25, dense and hybrid retrieval, side by side."""
+    """nDCG@10, recall@k and MRR@10 of bm25, dense and hybrid retrieval, side by side."""
 
     def run() -> None:
+        from rich.progress import Progress
+
         from llmos.config import get_settings
-        from llmos.knowledge.evaluation import METRICS, evaluate_retrieval
+        from llmos.knowledge.evaluation import RECALL_AT, check_recall_at, evaluate_retrieval, metric_names
         from llmos.knowledge.retrieval import cross_encoder
 
-        with console.status(f"Evaluating on {data.name} (embeddings are cached after the first run) ..."):
+        recall_at = check_recall_at(tuple(k or RECALL_AT))
+        with Progress(console=console, transient=True) as bar:
+            embedding = bar.add_task(f"Embedding {data.name} (cached after the first run)", total=None)
+            queries = None
+
+            def step(done: int, total: int) -> None:
+                nonlocal queries
+                if queries is None:
+                    bar.remove_task(embedding)
+                    queries = bar.add_task("Queries", total=total)
+                bar.update(queries, completed=done)
+
             report = evaluate_retrieval(
                 data, reranker=cross_encoder(reranker) if reranker else None,
-                cache_dir=get_settings().home / "knowledge" / "eval-cache",
+                cache_dir=get_settings().home / "knowledge" / "eval-cache", recall_at=recall_at, progress=step,
             )
-        table = Table("method", *METRICS, title=f"{report.dataset}: {report.queries} queries, {report.corpus} documents")
+        metrics = metric_names(recall_at)
+        table = Table("method", *metrics, title=f"{report.dataset}: {report.queries} queries, {report.corpus} documents")
         for method, scores in report.methods.items():
-            table.add_row(method, *(f"{scores[m]:.3f}" for m in METRICS))
+            table.add_row(method, *(f"{scores[m]:.3f}" for m in metrics))
         console.print(table)
-        path = out or Path("bench") / "results" / f"retrieval_{report.dataset}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if out is None:
+            console.print("[dim]--out FILE writes these scores as JSON.[/]")
+            return
+        out.parent.mkdir(parents=True, exist_ok=True)
         payload = {**report.methods, "_meta": report.model_dump(exclude={"methods"})}
-        path.write_text(json.dumps(payload, indent=2) + "\n")
-        console.print(f"Wrote {path}")
+        out.write_text(json.dumps(payload, indent=2) + "\n")
+        console.print(f"Wrote {out}")
 
     _guard(run)
 

@@ -1,4 +1,4 @@
-"""Retrieval quality on a BEIR-layout data set: nDCG@10, recall@10, recall@100, MRR@10 per method.
+"""Retrieval quality on a BEIR-layout data set: nDCG@10, recall@k (10 and 100 by default), MRR@10 per method.
 
 The corpus goes into a throwaway knowledge base (one chunk per document, title + text),
 and every method runs through `KnowledgeBase.search`, so the numbers describe what users
@@ -13,6 +13,7 @@ import json
 import math
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,20 @@ from llmos.knowledge.retrieval import DEPTH, rrf
 from llmos.knowledge.types import Chunk
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+RECALL_AT = (10, 100)
+
+
+def metric_names(recall_at: tuple[int, ...] = RECALL_AT) -> tuple[str, ...]:
+    """The metrics reported, in order: nDCG@10, recall at each k, MRR@10."""
+    return ("ndcg@10", *(f"recall@{k}" for k in recall_at), "mrr@10")
+
+
+def check_recall_at(recall_at: tuple[int, ...]) -> tuple[int, ...]:
+    """The cut-offs, sorted and unique; each between 1 and the retrieval depth."""
+    bad = [k for k in recall_at if not 1 <= k <= DEPTH]
+    if not recall_at or bad:
+        raise ConfigError(f"recall@k needs k between 1 and {DEPTH} (the retrieval depth); got {list(recall_at) or 'none'}.")
+    return tuple(sorted(set(recall_at)))
 
 
 class BeirData(BaseModel):
@@ -97,15 +112,16 @@ def mrr_at_k(ranked: list[str], rels: dict[str, int], k: int = 10) -> float:
     return 0.0
 
 
-def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+def score_run(
+    run: dict[str, list[str]], qrels: dict[str, dict[str, int]], recall_at: tuple[int, ...] = RECALL_AT
+) -> dict[str, float]:
     """Mean of each metric over the queries that have a relevant document."""
     judged = [q for q, rels in qrels.items() if any(r > 0 for r in rels.values())]
     if not judged:
         raise ConfigError("No query has a relevant document in the qrels: nothing to score.")
     per_metric = {
         "ndcg@10": lambda r, q: ndcg_at_k(r, q, 10),
-        "recall@10": lambda r, q: recall_at_k(r, q, 10),
-        "recall@100": lambda r, q: recall_at_k(r, q, 100),
+        **{f"recall@{k}": (lambda r, q, k=k: recall_at_k(r, q, k)) for k in recall_at},
         "mrr@10": lambda r, q: mrr_at_k(r, q, 10),
     }
     return {name: float(np.mean([fn(run.get(q, []), qrels[q]) for q in judged])) for name, fn in per_metric.items()}
@@ -137,11 +153,16 @@ def evaluate_retrieval(
     reranker=None,
     cache_dir: Path | None = None,
     with_rrf: bool = True,
+    recall_at: tuple[int, ...] = RECALL_AT,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EvalReport:
-    """Score bm25, dense, hybrid (and plain RRF, and rerank when a reranker is given) on one data set."""
+    """Score bm25, dense, hybrid (and plain RRF, and rerank when a reranker is given) on one data set.
+
+    progress(done, total) is called after each query."""
     from llmos.knowledge.base import KnowledgeBase
     from llmos.knowledge.embeddings import SentenceTransformerEmbedder
 
+    recall_at = check_recall_at(recall_at)
     data = load_beir(folder)
     embedder = embedder or SentenceTransformerEmbedder()
     vectors = corpus_vectors(data, embedder, cache_dir)
@@ -152,7 +173,7 @@ def evaluate_retrieval(
         kb = KnowledgeBase(tmp, tenant="eval", embedder=embedder, reranker=reranker)
         kb.add_chunks([Chunk(id=i, text=t, source=i) for i, t in data.corpus.items()], vectors)
         kb.keyword_index()
-        for qid, query in judged.items():
+        for done, (qid, query) in enumerate(judged.items(), 1):
             for mode in ("bm25", "dense", "hybrid"):
                 runs[mode][qid] = [h.id for h in kb.search(query, DEPTH, mode=mode)]
             if with_rrf:  # the common default of other frameworks, for comparison
@@ -161,11 +182,13 @@ def evaluate_retrieval(
                 runs["rrf"][qid] = [i for i, _ in rrf(dense, sparse)[:DEPTH]]
             if reranker is not None:
                 runs["rerank"][qid] = [h.id for h in kb.search(query, DEPTH, rerank=True)]
+            if progress is not None:
+                progress(done, len(judged))
         del kb
     return EvalReport(
         dataset=data.name,
         queries=sum(1 for q in data.qrels if any(r > 0 for r in data.qrels[q].values())),
         corpus=len(data.corpus),
         embedding_model=embedder.name,
-        methods={method: score_run(run, data.qrels) for method, run in runs.items()},
+        methods={method: score_run(run, data.qrels, recall_at) for method, run in runs.items()},
     )

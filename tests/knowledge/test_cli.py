@@ -57,6 +57,17 @@ def test_eval_retrieval(tmp_path, minilm):
     assert list((tmp_path / "home" / "knowledge" / "eval-cache").glob("*.npy"))
 
 
+def test_eval_retrieval_reports_recall_at_the_cut_offs_asked_and_writes_only_where_told(tmp_path, minilm, monkeypatch):
+    write_beir(tmp_path / "tiny")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["eval", "retrieval", "--data", str(tmp_path / "tiny"), "--k", "1", "--k", "5"])
+    assert result.exit_code == 0, result.output
+    assert "recall@1" in result.output and "recall@5" in result.output and "recall@100" not in result.output
+    assert not list(tmp_path.rglob("retrieval_*.json"))  # no --out: nothing written
+    bad = runner.invoke(app, ["eval", "retrieval", "--data", str(tmp_path / "tiny"), "--k", "0"])
+    assert bad.exit_code == 1 and "between 1 and 100" in bad.output
+
+
 def test_errors_are_printed_unwrapped_whatever_the_path_length(tmp_path):
     """Logs and scripts read error messages: a long path must not be broken across lines."""
     missing = tmp_path / ("a" * 70) / ("b" * 70) / "missing"
