@@ -19,8 +19,8 @@ from llmos.errors import FinetuneError
 from llmos.finetune.adapters import locate, read_manifest, resolve_base
 from llmos.finetune.data import Turn, read_dialogues
 from llmos.finetune.encoding import encode
-from llmos.finetune.loss import mean_loss, perplexity
-from llmos.finetune.training import Reporter, quiet_transformers, split_data
+from llmos.finetune.loss import pad_id_of, perplexity
+from llmos.finetune.training import Reporter, quiet_transformers, reported_loss, split_data
 
 
 class SideBySide(BaseModel):
@@ -103,18 +103,11 @@ def evaluate_dialogue(
     examples, _ = encode(tokenizer, held_out, settings.max_length)
     if not examples:
         raise FinetuneError(f"No held-out chat has an assistant token within {settings.max_length} tokens.")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_id_of(tokenizer)
 
     def score(label: str) -> float:
-        reporter.status(f"Validation loss, {label} ({len(examples)} chats)")
-        done = 0
-
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            reporter.validation(done, len(examples))
-
-        return mean_loss(model, examples, pad_id=pad_id, on_batch=advance)
+        status = f"Validation loss, {label} ({len(examples)} chats)"
+        return reported_loss(model, examples, pad_id=pad_id, reporter=reporter, status=status)
 
     with model.disable_adapter():
         loss_base = score("base model")
@@ -152,6 +145,6 @@ def _answer(model: Any, tokenizer: Any, messages: list[dict[str, str]], max_new_
     with torch.inference_mode():
         out = model.generate(
             **ids, max_new_tokens=max_new_tokens, do_sample=False,
-            pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+            pad_token_id=pad_id_of(tokenizer),
         )
     return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()

@@ -48,6 +48,11 @@ def by_length(examples: list[Example], batch_size: int) -> list[list[Example]]:
     return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
 
 
+def pad_id_of(tokenizer: Any) -> int:
+    """The id batches are padded with: the tokenizer's pad token, else its end-of-text token."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def mean_loss(model: Any, examples: list[Example], *, pad_id: int, batch_size: int = 4, on_batch=None) -> float:
     """Mean loss per trained token over `examples`, in eval mode, without gradients."""
     import torch

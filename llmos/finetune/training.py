@@ -36,7 +36,7 @@ from llmos.finetune.adapters import (
 )
 from llmos.finetune.data import Dialogues, read_dialogues
 from llmos.finetune.encoding import Example, encode
-from llmos.finetune.loss import by_length, collate, mean_loss, perplexity, summed_loss
+from llmos.finetune.loss import by_length, collate, mean_loss, pad_id_of, perplexity, summed_loss
 from llmos.finetune.settings import FinetuneSettings
 
 CHECKPOINTS = "checkpoints"
@@ -61,6 +61,19 @@ class Reporter:
 
     def checkpoint(self, step: int, path: Path) -> None:
         """A checkpoint was written."""
+
+
+def reported_loss(model: Any, examples: list[Example], *, pad_id: int, reporter: Reporter, status: str) -> float:
+    """mean_loss over `examples`, the reporter told what is scored and how far it got."""
+    reporter.status(status)
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        reporter.validation(done, len(examples))
+
+    return mean_loss(model, examples, pad_id=pad_id, on_batch=advance)
 
 
 def split_data(dialogues: Dialogues, settings: FinetuneSettings) -> tuple[Dialogues, Dialogues]:
@@ -146,20 +159,13 @@ def finetune(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(settings.warmup_steps, settings.steps))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_id_of(tokenizer)
 
     def validate(label: str) -> float | None:
         if not valid_examples:
             return None
-        reporter.status(f"Validation loss {label} ({len(valid_examples)} held-out chats)")
-        done = 0
-
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            reporter.validation(done, len(valid_examples))
-
-        return mean_loss(model, valid_examples, pad_id=pad_id, on_batch=advance)
+        status = f"Validation loss {label} ({len(valid_examples)} held-out chats)"
+        return reported_loss(model, valid_examples, pad_id=pad_id, reporter=reporter, status=status)
 
     counters = {"step": 0, "train_seconds": 0.0, "train_tokens": 0, "loss_before": None, "resumed": 0,
                 "elapsed_before": 0.0}
