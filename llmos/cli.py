@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmos.errors import ConfigError, LLMOSError
-from llmos.render import run_command
+from llmos.commands import run_command
 
 app = typer.Typer(help="llmos: multi-agent, tool-using assistants.", no_args_is_help=True, add_completion=False)
 models_app = typer.Typer(help="List known models, or prepare one.", invoke_without_command=True)

@@ -121,20 +121,3 @@ def _clip(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
 
-
-def run_command(fn, console: Console, *, interrupted: str = ""):
-    """Run a command's work: an llmos error becomes a red message and exit code 1, never a traceback;
-    Ctrl-C exits with 130 (saying `interrupted` first, when given)."""
-    import typer
-
-    from llmos.errors import LLMOSError
-
-    try:
-        return fn()
-    except LLMOSError as exc:
-        console.print(f"[bold red]{type(exc).__name__}:[/] {exc}")
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        if interrupted:
-            console.print(f"[yellow]{interrupted}[/]")
-        raise typer.Exit(130) from None

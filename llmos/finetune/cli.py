@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from llmos.render import run_command
+from llmos.commands import run_command
 from llmos.finetune.settings import FinetuneSettings
 from llmos.finetune.training import Reporter
 

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from llmos.render import run_command
+from llmos.commands import run_command
 
 console = Console(highlight=False, soft_wrap=True)
 kb_app = typer.Typer(help="Inspect the knowledge base.", no_args_is_help=True)
