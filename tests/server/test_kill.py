@@ -193,7 +193,9 @@ def deployment(request, tmp_path) -> Iterator[Deployment]:
             {}, "local",
         )
         return
-    server = TempPostgres(settings={"fsync": "off"})  # llmos is killed here, never PostgreSQL
+    # llmos is killed here, never PostgreSQL. Room for the killed server's backends, which PostgreSQL ends only
+    # once it notices, beside the restarted server's new pool (up to 100 connections each).
+    server = TempPostgres(settings={"fsync": "off", "max_connections": "300"})
     try:
         server.start()
         url = server.create_database("kill")
