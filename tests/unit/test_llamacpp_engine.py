@@ -75,14 +75,17 @@ def test_render_passes_messages_and_tools_and_opens_a_forced_call():
     assert tools == [{"type": "function", "function": WEATHER.model_dump()}]
 
 
-def test_render_adds_the_output_schema_to_the_system_message_and_drops_tools_when_none():
+def test_render_adds_the_output_schema_to_the_system_message_and_keeps_tools_listed_when_none():
     apply, seen = recorder()
     schema = OutputSchema.of({"type": "object", "properties": {"n": {"type": "integer"}}})
     chat_format.render(ChatRequest(messages=[UserMessage(content="hi")], output_schema=schema), apply)
     chat_format.render(ChatRequest(messages=[UserMessage(content="hi")], tools=[WEATHER], tool_choice="none"), apply)
-    (with_schema, no_tools), (plain, tools) = seen
+    chat_format.render(ChatRequest(messages=[UserMessage(content="hi")], tools=[WEATHER]), apply)
+    (with_schema, no_tools), (plain, listed), (_, callable_tools) = seen
     assert with_schema[0]["role"] == "system" and '"integer"' in with_schema[0]["content"]
-    assert no_tools is None and tools is None and plain == [{"role": "user", "content": "hi"}]
+    assert no_tools is None and plain == [{"role": "user", "content": "hi"}]
+    # Not callable, still listed: the prompt's prefix (and its KV cache) is the one the earlier steps had.
+    assert listed == callable_tools == [{"type": "function", "function": WEATHER.model_dump()}]
 
 
 def test_constraint_schema_for_required_named_and_free_requests():
@@ -260,3 +263,24 @@ async def test_a_file_that_is_not_a_model_is_a_weights_error_and_the_model_still
             await model.chat(ChatRequest(messages=[UserMessage(content="hi")], max_tokens=0))
     finally:
         await asyncio.wait_for(model.aclose(), 10)
+
+
+def test_an_answer_ends_before_a_tool_call_it_writes_a_second_time():
+    call = '{"name": "escalate_to_human", "arguments": {"reason": "asked"}}'
+    other = '{"name": "lookup_order", "arguments": {"order_id": "O1"}}'
+    assert chat_format.before_repeated_call(f"{call}\n{other}\n{call}\n") == f"{call}\n{other}"
+    assert chat_format.before_repeated_call(f"{call}\n{call}\n{{") == call  # read as soon as the copy's line ends
+    tagged = f"<tool_call>\n{call}\n</tool_call>\n<tool_call>\n{call}\n"
+    assert chat_format.before_repeated_call(tagged) == f"<tool_call>\n{call}\n</tool_call>"
+    # Distinct calls, a copy still being written, and repeated prose go on.
+    assert chat_format.before_repeated_call(f"{call}\n{other}\n") is None
+    assert chat_format.before_repeated_call(f"{call}\n{call}") is None
+    assert chat_format.before_repeated_call("Sure.\n\nSure.\n") is None
+
+
+def test_only_a_free_choice_of_tools_is_watched_for_repeated_calls():
+    ask = [UserMessage(content="hi")]
+    assert chat_format.may_call_freely(ChatRequest(messages=ask, tools=[WEATHER]))
+    for choice in ("none", "required", "get_weather"):
+        assert not chat_format.may_call_freely(ChatRequest(messages=ask, tools=[WEATHER], tool_choice=choice))
+    assert not chat_format.may_call_freely(ChatRequest(messages=ask))

@@ -22,8 +22,11 @@ OUTPUT_INSTRUCTION = (
 )
 """Appended to the system message when the request has an output schema (byte-stable for a given schema)."""
 
-TOOL_CALL_PREFIX = "<tool_call>\n"
-"""How the Qwen chat template opens a tool call: a forced call starts the answer with it."""
+TOOL_CALL_OPEN = "<tool_call>"
+"""How the Qwen chat template opens a tool call (one token in its vocabulary)."""
+
+TOOL_CALL_PREFIX = TOOL_CALL_OPEN + "\n"
+"""A forced call starts the answer with this."""
 
 ApplyTemplate = Callable[[list[dict[str, Any]], "list[dict[str, Any]] | None"], str]
 """Renders (messages, tools) with the model's chat template, the generation prompt added."""
@@ -39,8 +42,10 @@ def render(request: ChatRequest, apply_template: ApplyTemplate) -> str:
             messages[0] = {"role": "system", "content": messages[0]["content"] + "\n\n" + instruction}
         else:
             messages.insert(0, {"role": "system", "content": instruction})
+    # Tools are listed even when none may be called (tool_choice "none": the engines then keep
+    # the answer to words), so that the prompt's prefix, and its KV cache, match the run's earlier steps.
     tools = None
-    if request.tools and request.tool_choice != "none":
+    if request.tools:
         tools = [
             {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
             for t in request.tools
@@ -67,6 +72,31 @@ def constraint_schema(request: ChatRequest) -> dict[str, Any] | None:
         for t in tools
     ]
     return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+def may_call_freely(request: ChatRequest) -> bool:
+    """True when the model chooses in free text whether, and which tools, to call (tool_choice "auto")."""
+    return bool(request.tools) and request.tool_choice == "auto" and request.output_schema is None
+
+
+def before_repeated_call(text: str) -> str | None:
+    """The answer cut before a tool call it writes a second time, or None when its last line is no such copy.
+
+    Small models write one call over and over until the token limit. The agent runs a call
+    once whatever the number of copies, so the answer can end at the first copy: the tokens
+    after it would cost seconds each and change nothing. Calls are one JSON object per line,
+    as the chat template asks; the text after the last newline is still being written and is not read.
+    """
+    lines = text.split("\n")[:-1]
+    if len(lines) < 2:
+        return None
+    last = lines[-1].strip()
+    if not last.startswith("{") or last not in (line.strip() for line in lines[:-1]):
+        return None
+    kept = lines[:-1]
+    if kept and kept[-1].strip() == TOOL_CALL_OPEN:  # the copy's opening tag goes with it
+        kept.pop()
+    return "\n".join(kept).rstrip()
 
 
 def answer(request: ChatRequest, text: str) -> AssistantMessage:

@@ -168,9 +168,11 @@ class Engine:
             generated = list(forced)
             inputs = inputs + forced
         # Tools given but not to be called: the answer must be words, and small models would
-        # otherwise write one more call as JSON text. Banning a first token that opens JSON,
-        # a fence or a tag is enough; the rest of the answer is free.
+        # otherwise write one more call as JSON text. Banning the tool-call tag, and a first
+        # token that opens JSON, a fence or a tag, is enough; the rest of the answer is free.
         prose_only = compiled is None and bool(request.tools) and request.tool_choice == "none"
+        calls_freely = chat_format.may_call_freely(request)  # a copy of a call it wrote ends the answer
+        cut_text: str | None = None
         sent = ""
         finish: Literal["stop", "length"] = "length"
         with torch.inference_mode():
@@ -187,8 +189,10 @@ class Engine:
                 if matcher is not None:
                     matcher.fill_next_token_bitmask(bitmask)
                     xgr.apply_token_bitmask_inplace(logits, bitmask)
-                elif prose_only and not generated:
-                    logits[0, self._markup_starts()] = float("-inf")
+                elif prose_only:
+                    logits[0, self._tool_call_open()] = float("-inf")
+                    if not generated:
+                        logits[0, self._markup_starts()] = float("-inf")
                 token = _sample(torch, logits[0], request.temperature)
                 inputs = [token]
                 if matcher is None:
@@ -201,6 +205,11 @@ class Engine:
                     if len(text) > len(sent) and not text.endswith("\ufffd"):
                         on_text(text[len(sent):])
                         sent = text
+                    if calls_freely and "\n" in self.tokenizer.decode([token]):
+                        cut_text = chat_format.before_repeated_call(text)
+                        if cut_text is not None:
+                            finish = "stop"
+                            break
                     continue
                 generated.append(token)
                 matcher.accept_token(token)
@@ -211,12 +220,18 @@ class Engine:
                 if matcher.is_terminated():
                     finish = "stop"
                     break
+        if cut_text is not None:
+            return Generation(cut_text, Usage(prompt_tokens=n_prompt, completion_tokens=len(generated)), finish)
         text = self.tokenizer.decode(generated, skip_special_tokens=True)
         if matcher is None and text[len(sent):]:
             on_text(text[len(sent):])
         # The stop token counts as produced, as OpenAI-compatible servers count it.
         n_completion = len(generated) + (1 if finish == "stop" and matcher is None else 0)
         return Generation(text, Usage(prompt_tokens=n_prompt, completion_tokens=n_completion), finish)
+
+    def _tool_call_open(self) -> list[int]:
+        """The token that opens a tool call: a prose-only answer never writes it, even after its first word."""
+        return self.tokenizer.encode(chat_format.TOOL_CALL_OPEN, add_special_tokens=False)[:1]
 
     def _markup_starts(self) -> list[int]:
         """Ids of tokens whose text starts with `{`, `[`, `<` or a backtick, once whitespace is stripped."""
