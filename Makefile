@@ -64,6 +64,7 @@ bench: models vllm postgres
 	$(PY) -m bench.knowledge
 	$(PY) -m bench.memory
 	$(PY) -m bench.classifiers
+	$(PY) -m bench.sentiment_default
 	$(PY) -m bench.finetune
 	$(PY) -m bench.fuzz
 	$(PY) -m bench.demo

@@ -42,6 +42,7 @@ class EncoderInfo(BaseModel):
 class DataInfo(BaseModel):
     source: str
     sha256: str
+    licence: str = Field("", description="The data's licence, where it is known (a shipped classifier says it).")
     rows: int
     train_rows: int
     validation_rows: int
