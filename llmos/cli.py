@@ -100,6 +100,10 @@ def demo(
         console.print("[dim]Preparing the demo company (once): policies, catalog, customers, reviews...[/]")
         stores = prepare_demo()
         chat_model = get_model(model)
+        console.print("[dim]Loading the models...[/]")
+        if hasattr(chat_model, "load"):  # an in-process model; a server's is loaded already
+            await chat_model.load()
+        await asyncio.to_thread(stores.load)
         team = demo_team(stores, chat_model)
         team.budget = team.budget.model_copy(update={"max_seconds": max_seconds})
         console.print(Panel(goal, title="Goal"))

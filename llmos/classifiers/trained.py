@@ -89,12 +89,37 @@ class LinearHead(BaseModel):
 class TrainedClassifier:
     """Encoder -> normalised sentence vector -> linear head. Satisfies the Classifier protocol."""
 
-    def __init__(self, encoder, head: LinearHead, manifest: Manifest, path: Path | None = None, batch_size: int = 64) -> None:
-        self.encoder = encoder
+    def __init__(
+        self,
+        encoder,
+        head: LinearHead,
+        manifest: Manifest,
+        path: Path | None = None,
+        batch_size: int = 64,
+        *,
+        encoder_path: Path | None = None,
+    ) -> None:
+        self._encoder = encoder
+        self.encoder_path = encoder_path  # where the encoder loads from on first use, when `encoder` is None
         self.head = head
         self.manifest = manifest
         self.path = path
         self.batch_size = batch_size
+
+    @property
+    def encoder(self):
+        if self._encoder is None and self.encoder_path is not None:
+            self._encoder = load_encoder(self.encoder_path)
+        return self._encoder
+
+    def frozen_on(self, encoder_path: Path) -> bool:
+        """True when this classifier's vectors are the untouched encoder at `encoder_path`'s: a caller that
+        has them already (a knowledge base's embedder) can give them to `proba` instead of embedding again."""
+        return self.manifest.method == "frozen" and self.encoder_path is not None and self.encoder_path == encoder_path
+
+    def proba(self, vectors: np.ndarray) -> np.ndarray:
+        """Label probabilities from sentence vectors already made by this classifier's encoder."""
+        return self.head.proba(vectors)
 
     @property
     def labels(self) -> list[str]:
@@ -150,7 +175,8 @@ class TrainedClassifier:
                     f"{folder}: the encoder at {encoder_path} has changed since training (SHA-256 {found[:12]}, "
                     f"trained with {manifest.encoder.sha256[:12]}); train the classifier again with this encoder."
                 )
-        return cls(load_encoder(encoder_path), head, manifest, folder)
+        # Loaded on first use: a caller holding the same frozen encoder's vectors never needs a second copy.
+        return cls(None, head, manifest, folder, encoder_path=encoder_path)
 
 
 # --- encoders -----------------------------------------------------------------------------------

@@ -95,6 +95,11 @@ class DemoStores:
     def charts_dir(self) -> Path:
         return self.root / "charts"
 
+    def load(self) -> None:
+        """Load the embedding model now, not at the first tool call: a few seconds (torch, MiniLM) that would
+        otherwise fall in the middle of the first goal, with every specialist waiting on its tools."""
+        self.embedder.embed_query("load")
+
     def session(self) -> Session:
         # expire_on_commit=False: tools return values read after the commit.
         return Session(self.engine, expire_on_commit=False)

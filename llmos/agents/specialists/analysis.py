@@ -46,6 +46,7 @@ from llmos.agents.agent import Agent, Budget
 from llmos.agents.specialists.sql import read_rows, shown
 from llmos.classifiers.base import Classifier, predict_labels
 from llmos.classifiers.trained import TrainedClassifier
+from llmos.classifiers.trained import TrainedClassifier
 from llmos.errors import ClassifierError, InvalidDataError
 from llmos.knowledge import Embedder
 from llmos.llm.model import ChatModel
@@ -203,11 +204,14 @@ class SentimentClassifier:
     def classify(self, texts: list[str]) -> list[TextLabel]:
         if not texts:
             return []
-        probs, classes = self.sentiment.predict_proba(texts), list(self.sentiment.labels)
+        # The shipped classifier is the knowledge base's own MiniLM plus a head: one embedding pass serves both.
+        shared = isinstance(self.sentiment, TrainedClassifier) and self.sentiment.frozen_on(getattr(self.embedder, "path", None))
+        vectors = self.embedder.embed_documents(texts) if shared or self.topic is None else None
+        probs = self.sentiment.proba(vectors) if shared else self.sentiment.predict_proba(texts)
+        classes = list(self.sentiment.labels)
         if self.topic is not None:
             topics = predict_labels(self.topic, texts)
         else:
-            vectors = self.embedder.embed_documents(texts)
             topics = [self.topics[int(j)] for j in (vectors @ self.topic_vectors.T).argmax(axis=1)]
         return [
             TextLabel(text=t, sentiment=classes[int(p.argmax())], confidence=round(float(p.max()), 3), topic=topic)
