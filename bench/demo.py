@@ -6,7 +6,9 @@ Runs `llmos demo`'s team on DEMO_GOAL (support + recommendation + analysis) with
 model, as `make demo` does, once on each engine in the same run (llama.cpp on the shipped
 GGUF file against the transformers baseline). As `llmos demo` does, the models (the chat model
 and the embedding model) are loaded before the goal is given; `load_s` is that time, and
-`wall_s` the goal's, from the goal to the answer. Each run records: wall time, time to the
+`wall_s` the goal's, from the goal to the answer. A third run warms the llama.cpp team first
+(`Team.warm`: every agent's fixed prompt start read into the cache, as `llmos chat` and
+`llmos serve` do while waiting for the first message; `warm_s`). Each run records: wall time, time to the
 plan, each subtask's time and outcome, model calls and tokens, and whether the answer cites
 a policy document. `speedup` is the transformers median wall time over llama.cpp's. The
 subtasks' own times added up, against the wall time of the subtask phase, show how much
@@ -92,7 +94,11 @@ async def main() -> None:
     load_at_start = os.getloadavg()
     stores = prepare_demo()
     runs, engines = [], [e.strip() for e in args.engines.split(",") if e.strip()]
-    for engine in engines:
+    # "llamacpp, warmed": a fresh llama.cpp model whose team was warmed (Team.warm) before the goal came,
+    # as `llmos chat` and `llmos serve` do while waiting for the first message.
+    modes = [*engines, *(["llamacpp, warmed"] if "llamacpp" in engines else [])]
+    for mode in modes:
+        engine = mode.split(",")[0]
         # One engine loaded at a time, so that they never compete for the cores.
         model = (LlamaCppModel if engine == "llamacpp" else LocalModel).from_catalog(MODEL)
         try:
@@ -101,12 +107,19 @@ async def main() -> None:
             stores.load()
             load_s = time.perf_counter() - started
             for _ in range(args.runs):
-                print(f"running the demo goal on {engine} ...", flush=True)
-                run = await one_run(demo_team(stores, model))
-                runs.append({"engine": engine, "load_s": load_s, **run, "prompt_cache": getattr(model, "stats", None)})
+                team = demo_team(stores, model)
+                warm_s = None
+                if mode.endswith("warmed"):
+                    started = time.perf_counter()
+                    await team.warm()
+                    warm_s = time.perf_counter() - started
+                print(f"running the demo goal on {mode} ...", flush=True)
+                run = await one_run(team)
+                runs.append({"engine": mode, "load_s": load_s, "warm_s": warm_s, **run,
+                             "prompt_cache": getattr(model, "stats", None)})  # fmt: skip
         finally:
             await model.aclose()
-    wall = {e: statistics.median(r["wall_s"] for r in runs if r["engine"] == e) for e in engines}
+    wall = {m: statistics.median(r["wall_s"] for r in runs if r["engine"] == m) for m in modes}
     speedup = wall["transformers"] / wall["llamacpp"] if {"transformers", "llamacpp"} <= wall.keys() else None
     rows = [
         [

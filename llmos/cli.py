@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,6 +18,7 @@ app = typer.Typer(help="llmos: multi-agent, tool-using assistants.", no_args_is_
 models_app = typer.Typer(help="List known models, or prepare one.", invoke_without_command=True)
 app.add_typer(models_app, name="models")
 console = Console(highlight=False, soft_wrap=True)
+log = logging.getLogger("llmos.cli")
 
 # Default wall-time budgets: a run always ends, even against a server that trickles or hangs.
 ASK_SECONDS = 600.0
@@ -172,6 +174,8 @@ async def _converse(team, context, *, question: str | None, session: str | None)
     has no answer (its run failed, or the process stopped) offers to answer it first.
     """
     history, ok = [], True
+    # While the user types, the model reads every agent's fixed prompt start: the first turn computes only what is new.
+    warming = asyncio.create_task(_warm(team)) if question is None else None
     try:
         if session and question is None:
             ok = await _offer_retry(team, context, session)
@@ -190,9 +194,18 @@ async def _converse(team, context, *, question: str | None, session: str | None)
             if question is not None:
                 break
     finally:
+        if warming is not None:
+            warming.cancel()
         if team.memory is not None:
             await team.memory.close()
     return ok
+
+
+async def _warm(team) -> None:
+    try:
+        await team.warm()
+    except Exception:  # noqa: BLE001 - only a head start is lost: the first turn reports a real failure
+        log.debug("warming the team's prompts failed", exc_info=True)
 
 
 async def _read(prompt: str) -> str | None:

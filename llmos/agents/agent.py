@@ -124,6 +124,12 @@ class Agent(Generic[OutputT]):
 
     # --- public entry points ---------------------------------------------------------
 
+    async def warm(self, model: ChatModel | None = None) -> None:
+        """Read the start of every request this agent sends (its instructions and tool schemas) into the
+        model's prompt cache, before any task; `model` when the agent has none of its own (a team's)."""
+        model = model if self._model is None and model is not None else self.model
+        await model.prefill(ChatRequest(messages=[SystemMessage(content=self.instructions)], tools=self._specs))
+
     async def run(
         self,
         task: str,

@@ -98,6 +98,10 @@ class Planner:
         # A failed subtask's id may be used again (to redo it); a finished one's may not.
         return await self._plan(self._messages(history, ask), done=[r.id for r in results if r.ok])
 
+    async def warm(self) -> None:
+        """Read the start of every plan request (the system prompt and the plan's schema) into the model's cache."""
+        await self.model.prefill(ChatRequest(messages=[SystemMessage(content=self.system)], output_schema=self.plan_schema))
+
     async def reply(
         self, goal: str, history: Sequence[Message] = (), on_text: Callable[[str], None] | None = None
     ) -> str:

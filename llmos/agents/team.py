@@ -264,6 +264,20 @@ class Team:
                 "Raise Team(budget=Budget(max_seconds=...)) or simplify the goal."
             ) from None
 
+    async def warm(self) -> None:
+        """Read every agent's fixed prompt start (the planner's, each specialist's instructions and tools) into
+        the model's prompt cache, so that the first goal computes only what is new. `llmos chat` and
+        `llmos serve` call it while waiting for the first message; a model without a cache does nothing."""
+        planner = Planner(
+            {a.name: a.description for a in self.specialists},
+            self.model,
+            instructions=self.planner_instructions,
+            example=self.planner_example,
+            max_subtasks=self.max_subtasks,
+            max_repairs=self.max_repairs,
+        )
+        await asyncio.gather(planner.warm(), *(a.warm(self.model) for a in self.specialists))
+
     async def _work(
         self, goal: str, history: list[Message], context: RunContext, emit: Callable[[Any], None]
     ) -> TeamResult:

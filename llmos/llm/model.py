@@ -185,6 +185,10 @@ class ChatModel(ABC):
     def _stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | ChatResponse]:
         """Backend work: yield TextDelta for free text, then one raw ChatResponse."""
 
+    async def prefill(self, request: ChatRequest) -> None:
+        """Read the request's prompt into the model's cache now, so that a later request that starts the same
+        way (an agent's instructions and tools) answers sooner. A model without a cache of its own does nothing."""
+
     async def aclose(self) -> None:
         """Release what the backend holds (threads, connections). Safe to call twice."""
 

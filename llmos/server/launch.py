@@ -69,16 +69,23 @@ def app_from_env() -> FastAPI:
 
     if hasattr(model, "load"):
         # An in-process model loads in the background; /readyz says when it is done.
-        _start_loading(model)
+        _start_loading(model, team)
     return create_app(settings, {name: team}, on_shutdown=[close_model])
 
 
-def _start_loading(model: object) -> None:
+def _start_loading(model: object, team: Servable) -> None:
     async def load() -> None:
         try:
             await model.load()  # type: ignore[attr-defined]
         except Exception:  # noqa: BLE001 - /readyz keeps saying not ready; the log says why
             log.exception("the model could not be loaded")
+            return
+        try:
+            # Every agent's fixed prompt start in the cache before the first message: it computes only what is new.
+            if hasattr(team, "warm"):
+                await team.warm()
+        except Exception:  # noqa: BLE001 - only a head start is lost; requests report real failures
+            log.warning("warming the team's prompts failed", exc_info=True)
 
     try:
         loop = asyncio.get_running_loop()

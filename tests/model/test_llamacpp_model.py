@@ -224,6 +224,37 @@ async def test_agents_that_alternate_keep_their_own_prefixes(llama_model):
     assert computed < 0.1 * again.usage.prompt_tokens
 
 
+async def test_a_prefilled_prefix_is_not_computed_again_by_the_first_request(llama_model):
+    system = HANDBOOK.replace("Fjord Outfitters", "Alder & Ridge")  # a prefix no earlier test left in a slot
+    before = llama_model.stats
+    await llama_model.prefill(ChatRequest(messages=[SystemMessage(content=system)], tools=TOOLS))
+    prefilled = llama_model.stats["prompt_tokens_computed"] - before["prompt_tokens_computed"]
+    assert prefilled > 400
+    before = llama_model.stats
+    answer = await llama_model.chat(
+        ChatRequest(messages=[SystemMessage(content=system), UserMessage(content="Who handles order 1010?")],
+                    tools=TOOLS, max_tokens=4)
+    )  # fmt: skip
+    computed = llama_model.stats["prompt_tokens_computed"] - before["prompt_tokens_computed"]
+    assert computed < 0.1 * answer.usage.prompt_tokens  # only the question
+
+
+async def test_a_step_that_may_not_call_tools_reuses_the_cache_of_the_steps_before(llama_model):
+    call = ToolCall.make("search_orders", {"email": "ana@example.com"})
+    history = [
+        SystemMessage(content=HANDBOOK),
+        UserMessage(content="What did ana@example.com order?"),
+        AssistantMessage(tool_calls=[call]),
+        ToolMessage(tool_call_id=call.id, name="search_orders", content='[{"order": 1004, "item": "tent"}]'),
+    ]
+    await llama_model.chat(ChatRequest(messages=history, tools=TOOLS, max_tokens=2))
+    before = llama_model.stats
+    answer = await llama_model.chat(ChatRequest(messages=history, tools=TOOLS, tool_choice="none", max_tokens=24))
+    computed = llama_model.stats["prompt_tokens_computed"] - before["prompt_tokens_computed"]
+    assert computed < 0.1 * answer.usage.prompt_tokens
+    assert answer.text and not answer.tool_calls and "<tool_call>" not in answer.text
+
+
 async def test_enormous_prompt_is_a_prompt_error_and_the_model_still_works(llama_model):
     request = ChatRequest(messages=[UserMessage(content="tell me more " * 20_000)], max_tokens=4)
     with pytest.raises(PromptError, match="tokens"):

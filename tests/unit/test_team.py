@@ -322,3 +322,35 @@ async def test_without_routing_the_team_always_plans():
     planner = ScriptedModel([plan(("s1", "a", []))])
     result = await Team([specialist("a", ["done"])], model=planner, route=False).run("goal")
     assert result.route == "plan" and result.text == "done" and len(planner.requests) == 1
+
+
+class Prefilled(ScriptedModel):
+    """A scripted model that also records what it was asked to prefill."""
+
+    def __init__(self, script: list) -> None:
+        super().__init__(script)
+        self.prefilled: list[ChatRequest] = []
+
+    async def prefill(self, request: ChatRequest) -> None:
+        self.prefilled.append(request)
+
+
+async def test_warming_a_team_prefills_the_fixed_start_of_every_agents_requests():
+    planner = Prefilled([route("plan"), plan(("s1", "a", []), ("s2", "b", [])), "Both are done."])
+    a = Agent("a", description="The a specialist.", instructions="You are A.", tools=[search_policies])
+    b = Agent("b", description="The b specialist.", instructions="You are B.", model=Prefilled(["B done."]))
+    team = Team([a, b], model=planner)
+    planner.script.insert(2, "A done.")  # a has no model of its own: the team's answers for it
+    await team.warm()
+    assert b.model.prefilled and not b.model.requests  # b's own model warms b; nothing is asked yet
+    assert not planner.requests
+
+    await team.run("Do A and B.")
+    sent = [*planner.requests, *b.model.requests]
+    for warm in [*planner.prefilled, *b.model.prefilled]:
+        # Each warmed start is the start of a request the run really sent: same system message, tools, schema.
+        assert any(
+            r.messages[0] == warm.messages[0] and r.tools == warm.tools and r.output_schema == warm.output_schema
+            for r in sent
+        ), warm
+    assert len(planner.prefilled) == 2  # the plan request, and specialist a on the team's model

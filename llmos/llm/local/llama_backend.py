@@ -28,8 +28,9 @@ from llmos.llm.model import ChatModel, ChatRequest, ChatResponse, TextDelta
 class _Job:
     """One request for the worker (None: only load the model), and the way back to the caller's loop."""
 
-    def __init__(self, request: ChatRequest | None, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, request: ChatRequest | None, loop: asyncio.AbstractEventLoop, prefill_only: bool = False) -> None:
         self.request = request
+        self.prefill_only = prefill_only  # read the prompt into the cache, generate nothing
         self.loop = loop
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.stop = threading.Event()
@@ -179,6 +180,7 @@ class LlamaCppModel(ChatModel):
                             default_max_tokens=self.default_max_tokens,
                             on_text=lambda text, job=job: job.send(TextDelta(text=text)),
                             stop=job.stop,
+                            prefill_only=job.prefill_only,
                         )
                     except BaseException as exc:  # noqa: BLE001 - every failure goes back to its caller
                         job.send(_Done(error=exc))
@@ -214,8 +216,8 @@ class LlamaCppModel(ChatModel):
             finish_reason=generation.finish_reason,
         )
 
-    def _submit(self, request: ChatRequest | None) -> _Job:
-        job = _Job(request, asyncio.get_running_loop())
+    def _submit(self, request: ChatRequest | None, prefill_only: bool = False) -> _Job:
+        job = _Job(request, asyncio.get_running_loop(), prefill_only)
         with self._lock:
             if self._worker is None:
                 self._worker = threading.Thread(
@@ -226,6 +228,16 @@ class LlamaCppModel(ChatModel):
         return job
 
     # --- chat -------------------------------------------------------------------------
+
+    async def prefill(self, request: ChatRequest) -> None:
+        """Read the request's prompt into a slot's cache now; a later request that starts the same way
+        computes only what follows (see LlamaEngine's prefix reuse)."""
+        job = self._submit(request, prefill_only=True)
+        try:
+            while not isinstance(await _next(job), _Done):
+                pass
+        finally:
+            job.stop.set()
 
     async def _stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | ChatResponse]:
         if request.max_tokens is not None and request.max_tokens <= 0:

@@ -220,8 +220,12 @@ class LlamaEngine:
         default_max_tokens: int,
         on_text: Callable[[str], None],
         stop: threading.Event,
+        prefill_only: bool = False,
     ) -> Sequence:
-        """Place a request in a free slot (the caller checks `has_free_slot`); `step` then answers it."""
+        """Place a request in a free slot (the caller checks `has_free_slot`); `step` then answers it.
+
+        With `prefill_only` the prompt is read into the slot's cache and nothing is generated.
+        """
         prompt = self.tokenize(chat_format.render(request, self.apply_template), special=True)
         n_prompt = len(prompt)
         if n_prompt >= self.max_context:
@@ -230,7 +234,7 @@ class LlamaEngine:
                 f"(leaving room to answer). Shorten the conversation or the documents in it, "
                 f"or raise max_context if the model supports more."
             )
-        max_new = min(request.max_tokens or default_max_tokens, self.max_context - n_prompt)
+        max_new = 0 if prefill_only else min(request.max_tokens or default_max_tokens, self.max_context - n_prompt)
         slot, donor = choose_slot(self.slots, prompt)
         keep = self._reuse(slot, donor, prompt)
         sequence = Sequence(
@@ -239,7 +243,7 @@ class LlamaEngine:
         sequence.pending = prompt[keep:]
         sequence.prompt_left = len(sequence.pending)
         self.prompt_tokens_cached += keep
-        schema = chat_format.constraint_schema(request)
+        schema = None if prefill_only else chat_format.constraint_schema(request)
         if schema is not None:
             sequence.matcher = self.xgr.GrammarMatcher(self._grammar(schema), terminate_without_stop_token=True)
             sequence.bitmask = self.xgr.allocate_token_bitmask(1, self.n_vocab)
@@ -316,7 +320,7 @@ class LlamaEngine:
             n += len(take)
             room -= len(take)
             last = None
-            if len(take) == len(sequence.pending):  # all of its input is in: its next token comes out
+            if len(take) == len(sequence.pending) and sequence.max_new > 0:  # its next token comes out
                 batch.logits[n - 1] = 1
                 last = n - 1
             fed.append((sequence, take, last))
@@ -330,7 +334,10 @@ class LlamaEngine:
             from_prompt = min(len(take), sequence.prompt_left)
             sequence.prompt_left -= from_prompt
             self.prompt_tokens_computed += from_prompt
-            if last is not None:
+            if sequence.max_new == 0 and not sequence.pending:  # a prefill: its prompt is in the cache
+                sequence.result = self._result(sequence)
+                ended.append(self._release(sequence))
+            elif last is not None:
                 logits = np.ctypeslib.as_array(self.llama.llama_get_logits_ith(self.ctx, last), shape=(self.n_vocab,))
                 if self._accept(sequence, self._sample(sequence, logits)):
                     sequence.result = self._result(sequence)
