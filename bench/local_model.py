@@ -84,16 +84,20 @@ async def timed_stream(model: ChatModel, req: ChatRequest) -> dict[str, float]:
     }
 
 
-async def measure(model: ChatModel) -> dict[str, Any]:
+async def decode_only(model: ChatModel) -> dict[str, Any]:
+    """Load time and single-stream decode speed: the comparison for a larger model, whose full run takes long."""
     started = time.perf_counter()
     await model.load()
     out: dict[str, Any] = {"load_s": time.perf_counter() - started}
     await model.chat(request("Say hello.", 8))  # warm up
-
     one = await timed_stream(model, request(PROMPTS[0]))
-    decode_s = one["total_s"] - one["ttft_s"]
-    one["decode_tokens_per_s"] = (one["completion_tokens"] - 1) / decode_s
+    one["decode_tokens_per_s"] = (one["completion_tokens"] - 1) / (one["total_s"] - one["ttft_s"])
     out["decode"] = one
+    return out
+
+
+async def measure(model: ChatModel) -> dict[str, Any]:
+    out = await decode_only(model)
 
     # Prefill: a cold prompt (its nonce is new) and one token out: the time is the prompt's.
     cold = await timed_stream(model, long_request(f"cold-{time.time_ns()}", "Which team audits invoices?"))
@@ -245,18 +249,6 @@ async def tool_validity(model: ChatModel) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
             failures.append(f"{req.messages[0].content!r}: {type(exc).__name__}: {str(exc)[:200]}")
     return {"calls": len(cases), "valid": valid, "right_tool": right_tool, "seconds": seconds, "failures": failures}
-
-
-async def decode_only(model: ChatModel) -> dict[str, Any]:
-    """Load time and single-stream decode speed: the comparison for a larger model, whose full run takes long."""
-    started = time.perf_counter()
-    await model.load()
-    out: dict[str, Any] = {"load_s": time.perf_counter() - started}
-    await model.chat(request("Say hello.", 8))  # warm up
-    one = await timed_stream(model, request(PROMPTS[0]))
-    one["decode_tokens_per_s"] = (one["completion_tokens"] - 1) / (one["total_s"] - one["ttft_s"])
-    out["decode"] = one
-    return out
 
 
 async def compare_decode(name: str) -> None:
