@@ -251,12 +251,17 @@ async def tool_validity(model: ChatModel) -> dict[str, Any]:
     return {"calls": len(cases), "valid": valid, "right_tool": right_tool, "seconds": seconds, "failures": failures}
 
 
+def both_engines(name: str) -> list[tuple[str, ChatModel]]:
+    """The catalog model on each engine, baseline first; each is loaded when measured, not here."""
+    return [("transformers", LocalModel.from_catalog(name)), ("llamacpp", LlamaCppModel.from_catalog(name))]
+
+
 async def compare_decode(name: str) -> None:
     """`--model NAME --decode-only`: both engines' decode speed on another catalog model, same run."""
     prepare(name)
     prepare_gguf(name)
     results: dict[str, Any] = {}
-    for engine, model in (("transformers", LocalModel.from_catalog(name)), ("llamacpp", LlamaCppModel.from_catalog(name))):
+    for engine, model in both_engines(name):
         print(f"measuring {engine} ...", flush=True)
         try:
             results[engine] = await decode_only(model)
@@ -294,7 +299,7 @@ async def main() -> None:
     prepare(MODEL)
     prepare_gguf(MODEL)
     results: dict[str, Any] = {}
-    for engine, model in (("transformers", LocalModel.from_catalog(MODEL)), ("llamacpp", LlamaCppModel.from_catalog(MODEL))):
+    for engine, model in both_engines(MODEL):
         print(f"measuring {engine} ...", flush=True)
         try:
             results[engine] = await measure(model)

@@ -268,15 +268,17 @@ class Team:
         """Read every agent's fixed prompt start (the planner's, each specialist's instructions and tools) into
         the model's prompt cache, so that the first goal computes only what is new. `llmos chat` and
         `llmos serve` call it while waiting for the first message; a model without a cache does nothing."""
-        planner = Planner(
+        await asyncio.gather(self._planner(self.model).warm(), *(a.warm(self.model) for a in self.specialists))
+
+    def _planner(self, model: ChatModel) -> Planner:
+        return Planner(
             {a.name: a.description for a in self.specialists},
-            self.model,
+            model,
             instructions=self.planner_instructions,
             example=self.planner_example,
             max_subtasks=self.max_subtasks,
             max_repairs=self.max_repairs,
         )
-        await asyncio.gather(planner.warm(), *(a.warm(self.model) for a in self.specialists))
 
     async def _work(
         self, goal: str, history: list[Message], context: RunContext, emit: Callable[[Any], None]
@@ -284,14 +286,7 @@ class Team:
         started = time.perf_counter()
         meter = Meter(self.budget)
         model = self.model
-        planner = Planner(
-            {a.name: a.description for a in self.specialists},
-            meter.wrap(model),
-            instructions=self.planner_instructions,
-            example=self.planner_example,
-            max_subtasks=self.max_subtasks,
-            max_repairs=self.max_repairs,
-        )
+        planner = self._planner(meter.wrap(model))
 
         def say(text: str) -> None:
             emit(TextDeltaEvent(agent="planner", text=text))

@@ -46,7 +46,6 @@ from llmos.agents.agent import Agent, Budget
 from llmos.agents.specialists.sql import read_rows, shown
 from llmos.classifiers.base import Classifier, predict_labels
 from llmos.classifiers.trained import TrainedClassifier
-from llmos.classifiers.trained import TrainedClassifier
 from llmos.errors import ClassifierError, InvalidDataError
 from llmos.knowledge import Embedder
 from llmos.llm.model import ChatModel
@@ -196,6 +195,8 @@ class SentimentClassifier:
             )
         self.embedder = embedder
         self.sentiment = sentiment
+        # The shipped classifier is the knowledge base's own MiniLM plus a head: one embedding pass serves both.
+        self.shares_vectors = isinstance(sentiment, TrainedClassifier) and sentiment.frozen_on(getattr(embedder, "path", None))
         self.topic = topic
         topics = topics or TOPICS
         self.topics = list(topics)
@@ -204,8 +205,7 @@ class SentimentClassifier:
     def classify(self, texts: list[str]) -> list[TextLabel]:
         if not texts:
             return []
-        # The shipped classifier is the knowledge base's own MiniLM plus a head: one embedding pass serves both.
-        shared = isinstance(self.sentiment, TrainedClassifier) and self.sentiment.frozen_on(getattr(self.embedder, "path", None))
+        shared = self.shares_vectors
         vectors = self.embedder.embed_documents(texts) if shared or self.topic is None else None
         probs = self.sentiment.proba(vectors) if shared else self.sentiment.predict_proba(texts)
         classes = list(self.sentiment.labels)

@@ -95,6 +95,8 @@ class Engine:
         self._cache: Any = None  # KV cache of the last request, and the token ids it holds
         self._cache_ids: list[int] = []
         self._markup_ids: list[int] | None = None
+        # A prose-only answer never opens a tool call, even after its first word.
+        self._tool_call_open = self.tokenizer.encode(chat_format.TOOL_CALL_OPEN, add_special_tokens=False)[:1]
 
     def _stop_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -190,7 +192,7 @@ class Engine:
                     matcher.fill_next_token_bitmask(bitmask)
                     xgr.apply_token_bitmask_inplace(logits, bitmask)
                 elif prose_only:
-                    logits[0, self._tool_call_open()] = float("-inf")
+                    logits[0, self._tool_call_open] = float("-inf")
                     if not generated:
                         logits[0, self._markup_starts()] = float("-inf")
                 token = _sample(torch, logits[0], request.temperature)
@@ -229,9 +231,6 @@ class Engine:
         n_completion = len(generated) + (1 if finish == "stop" and matcher is None else 0)
         return Generation(text, Usage(prompt_tokens=n_prompt, completion_tokens=n_completion), finish)
 
-    def _tool_call_open(self) -> list[int]:
-        """The token that opens a tool call: a prose-only answer never writes it, even after its first word."""
-        return self.tokenizer.encode(chat_format.TOOL_CALL_OPEN, add_special_tokens=False)[:1]
 
     def _markup_starts(self) -> list[int]:
         """Ids of tokens whose text starts with `{`, `[`, `<` or a backtick, once whitespace is stripped."""
