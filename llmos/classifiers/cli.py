@@ -42,7 +42,8 @@ def train_classifier_command(
     text_column: TextColumn = "text",
     label_column: LabelColumn = "label",
     label_name: LabelName = None,
-    encoder: Annotated[str, typer.Option(help="'default' (the packaged MiniLM) or a sentence-transformers folder.")] = "default",
+    encoder: Annotated[str, typer.Option(help="'default' (the packaged MiniLM), 'mpnet' (all-mpnet-base-v2, installed apart: "
+                                                      "see llmos.classifiers.carried) or a sentence-transformers folder.")] = "default",
     validation: Annotated[float, typer.Option(help="Share of rows held out to measure the model (0: none).")] = 0.2,
     max_steps: Annotated[int, typer.Option(help="setfit: contrastive training steps (the time budget).")] = 200,
     batch_size: Annotated[int, typer.Option(help="setfit: pairs per step; finetune: texts per step.")] = 16,

@@ -35,7 +35,8 @@ NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 class EncoderInfo(BaseModel):
     name: str = Field(description="The encoder's folder name, e.g. all-MiniLM-L6-v2.")
-    source: str = Field(description="'default' (llmos's packaged model), 'bundled' (encoder/ in this folder), or a folder path.")
+    source: str = Field(description="'default' (llmos's packaged model), 'mpnet' (a carried encoder: llmos.classifiers.carried), "
+                                    "'bundled' (encoder/ in this folder), or a folder path.")
     sha256: str = Field(description="SHA-256 of the encoder's weights file.")
 
 
@@ -186,11 +187,16 @@ _encoders_lock = threading.Lock()
 
 
 def encoder_folder(source: str) -> Path:
-    """'default' -> the packaged MiniLM folder; anything else is a folder path."""
+    """'default' -> the packaged MiniLM folder; 'mpnet' -> all-mpnet-base-v2, joined from its carrier
+    packages on first use (llmos.classifiers.carried); anything else is a folder path."""
     if source == "default":
         from llmos.knowledge.embeddings import default_model_path
 
         return default_model_path()
+    from llmos.classifiers.carried import CARRIED, prepare_encoder
+
+    if source in CARRIED:
+        return prepare_encoder(source)
     path = Path(source).expanduser()
     if not path.is_dir():
         raise ClassifierError(f"Encoder folder {path} does not exist; give a sentence-transformers model folder.")

@@ -58,7 +58,8 @@ DEFAULT_LEARNING_RATES = {"frozen": 2e-5, "setfit": 2e-5, "finetune": 5e-5}
 
 class TrainSettings(BaseModel):
     method: Literal["frozen", "setfit", "finetune"] = "frozen"
-    encoder: str = Field("default", description="'default' (llmos's packaged MiniLM) or a sentence-transformers folder.")
+    encoder: str = Field("default", description="'default' (llmos's packaged MiniLM), 'mpnet' (all-mpnet-base-v2, "
+                         "installed apart: llmos.classifiers.carried) or a sentence-transformers folder.")
     validation: float = Field(0.2, ge=0, lt=1, description="Share of rows held out (stratified) to measure the model.")
     seed: int = 0
     c: float = Field(10.0, gt=0, description="Inverse regularisation of the logistic regression (unit vectors need a large C).")
