@@ -1,7 +1,7 @@
 """Trained classifiers against the shipped one: financial-news sentiment and banking intents.
 
     python -m bench.classifiers [--data ../shared/data] [--configs sentiment,banking77-8shot,banking77]
-                                [--methods frozen,setfit,finetune]
+                                [--methods frozen,setfit,finetune] [--encoder PATH ...]
 
 Configs (data read from --data, never copied into the repository):
 - sentiment: sentiment/twitter-financial-news, train.csv -> valid.csv (labels 0 bearish,
@@ -14,13 +14,20 @@ Configs (data read from --data, never copied into the repository):
 - banking77-all: all 10,003 rows of train.csv -> all 3,080 rows of test.csv (not run by default;
   `--configs banking77-all --methods frozen,finetune --finetune-epochs 1`).
 
+--encoder (default: the packaged MiniLM) takes a sentence-transformers folder; given more than once,
+each config runs with each encoder on the same rows in one run. A config run with an encoder other
+than the packaged one is stored as CONFIG@ENCODER (e.g. banking77-8shot@all-mpnet-base-v2); every
+config records its encoder's name and the SHA-256 of its weights. The Banking77 8-shot figures in
+the README: `--configs banking77-8shot --banking-eval 3080 --methods frozen,finetune --encoder default
+--encoder FOLDER/all-mpnet-base-v2`.
+
 Each config scores, on the same evaluation rows: the majority class (baseline), the shipped
 default sentiment classifier (sentiment only: its labels are not intents), frozen MiniLM +
 logistic regression, the SetFit-style tune (contrastive steps, then the same head), and the full
 fine-tune (encoder + linear head, cross-entropy; max length 64 tokens: the 99th percentile of
 the texts' lengths is 53 for Banking77 and 57 for the tweets).
 Reported: accuracy, macro-F1, training seconds, predictions per second, the load average.
-A method left out by --methods keeps its row from the previous run (same rows, same seed),
+A method left out by --methods keeps its row from the previous run (same rows, same seed, same encoder),
 marked with the date it was measured. Subsets keep each
 config within minutes on 2 shared cores; their sizes are in the results. For reference,
 FinBERT reports about 0.86 accuracy on Financial PhraseBank: different data (news sentences
@@ -44,6 +51,7 @@ from pathlib import Path  # noqa: E402
 
 from bench.common import RESULTS, print_table, write_results  # noqa: E402
 from llmos.classifiers import LabelledTexts, TrainSettings, evaluate, read_labelled_csv, score, train_classifier  # noqa: E402
+from llmos.classifiers.trained import encoder_folder, weights_sha256  # noqa: E402
 
 SENTIMENT_NAMES = {"0": "negative", "1": "positive", "2": "neutral"}  # bearish, bullish, neutral
 CONFIGS = ("sentiment", "banking77-8shot", "banking77", "sentiment-all", "banking77-all")
@@ -82,13 +90,20 @@ def majority(train: LabelledTexts, test: LabelledTexts) -> dict:
     return {"accuracy": report.accuracy, "macro_f1": report.macro_f1, "train_seconds": 0.0, "predictions_per_s": None}
 
 
+def encoder_name(source: str) -> str:
+    """The encoder's folder name, as a trained classifier's manifest names it (the packaged one's folder is 'model')."""
+    folder = encoder_folder(source)
+    return folder.name if folder.name != "model" else folder.parent.name
+
+
 def trained(train: LabelledTexts, test: LabelledTexts, settings: TrainSettings) -> dict:
     started = time.perf_counter()
     classifier = train_classifier(train, settings, name=settings.method)
     seconds = time.perf_counter() - started
     report = evaluate(classifier, test)
     return {"accuracy": report.accuracy, "macro_f1": report.macro_f1, "train_seconds": round(seconds, 1),
-            "predictions_per_s": report.predictions_per_second, "settings": settings.model_dump(exclude={"encoder"})}
+            "predictions_per_s": report.predictions_per_second, "settings": settings.model_dump(exclude={"encoder"}),
+            **({"tuning": classifier.manifest.tuning} if classifier.manifest.tuning else {})}
 
 
 def default_sentiment(test: LabelledTexts) -> dict:
@@ -101,30 +116,38 @@ def default_sentiment(test: LabelledTexts) -> dict:
                     "train.csv plus 54 review sentences, never on valid.csv"}
 
 
-def run_config(name: str, train: LabelledTexts, test: LabelledTexts, args, previous: dict) -> dict:
-    print(f"{name}: train {len(train)} rows, {len(train.classes)} labels; evaluate on {len(test)} rows", flush=True)
+def run_config(name: str, train: LabelledTexts, test: LabelledTexts, args, previous: dict, encoder: str) -> dict:
+    encoder_label = encoder_name(encoder)
+    print(f"{name}: train {len(train)} rows, {len(train.classes)} labels; evaluate on {len(test)} rows; "
+          f"encoder {encoder_label}", flush=True)
     methods = {"majority": majority(train, test)}
     if name.startswith("sentiment"):
         methods["default"] = default_sentiment(test)
         print("  default done", flush=True)
     settings = {
-        "frozen+lr": TrainSettings(method="frozen", validation=0),
-        "setfit": TrainSettings(method="setfit", validation=0, max_steps=args.setfit_steps),
-        "finetune": TrainSettings(method="finetune", validation=0, max_length=64, epochs=args.finetune_epochs,
-                                  max_minutes=args.finetune_minutes),
+        "frozen+lr": TrainSettings(method="frozen", encoder=encoder, validation=0),
+        "setfit": TrainSettings(method="setfit", encoder=encoder, validation=0, max_steps=args.setfit_steps),
+        "finetune": TrainSettings(method="finetune", encoder=encoder, validation=0, max_length=64,
+                                  epochs=args.finetune_epochs, max_minutes=args.finetune_minutes),
     }
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    same_rows = previous.get("train_rows") == len(train) and previous.get("eval_rows") == len(test)
+    # Rows kept from an earlier run must come from the same rows and the same encoder (results from before
+    # encoders were recorded all used the packaged one).
+    same_rows = (previous.get("train_rows") == len(train) and previous.get("eval_rows") == len(test)
+                 and previous.get("encoder", encoder_name("default")) == encoder_label)
     for key, method in zip(settings, METHODS):
         if method in args.methods and not (method == "setfit" and args.setfit_steps == 0):
             methods[key] = trained(train, test, settings[key])
             methods[key]["measured"] = now
             methods[key]["load_average"] = round(os.getloadavg()[0], 2)
             print(f"  {key} done: {methods[key]['accuracy']} in {methods[key]['train_seconds']} s", flush=True)
-        elif same_rows and key in previous.get("methods", {}):
-            methods[key] = previous["methods"][key]
-            methods[key].setdefault("measured", previous.get("date", "an earlier run"))
-    return {"train_rows": len(train), "eval_rows": len(test), "labels": len(train.classes),
+    kept = previous.get("methods", {}) if same_rows else {}
+    for key, row in kept.items():  # the rows this run did not measure
+        if key not in methods:
+            methods[key] = row
+            row.setdefault("measured", previous.get("date", "an earlier run"))
+    return {"encoder": encoder_label, "encoder_sha256": weights_sha256(encoder_folder(encoder)),
+            "train_rows": len(train), "eval_rows": len(test), "labels": len(train.classes),
             "train_source": train.source, "eval_source": test.source, "methods": methods}
 
 
@@ -140,11 +163,20 @@ def main() -> None:
     parser.add_argument("--setfit-steps", type=int, default=60, help="Contrastive steps of 16 pairs (0: skip setfit).")
     parser.add_argument("--finetune-epochs", type=float, default=3.0, help="Passes over the training rows of the fine-tune.")
     parser.add_argument("--finetune-minutes", type=float, default=20.0, help="Time budget of each fine-tune (it stops and keeps the model).")
+    parser.add_argument("--encoder", action="append", metavar="PATH",
+                        help="'default' (the packaged MiniLM) or a sentence-transformers folder; give it more than once "
+                             "to run each config with each encoder on the same rows.")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"Comma-separated, of {', '.join(METHODS)}; others keep their previous rows.")
     args = parser.parse_args()
     args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    args.encoder = args.encoder or ["default"]
+    for encoder in args.encoder:
+        try:
+            encoder_folder(encoder)
+        except Exception as exc:  # a missing folder or a missing packaged model: say so before hours of work
+            parser.error(str(exc))
     unknown = set(args.configs) - set(CONFIGS)
     if unknown:
         parser.error(f"unknown configs {', '.join(sorted(unknown))}; choose from {', '.join(CONFIGS)}")
@@ -154,14 +186,16 @@ def main() -> None:
     stored = json.loads(path.read_text()) if path.is_file() else {}
     results = stored.get("configs", {})
     for name, (train, test) in load(args).items():
-        previous = dict(results.get(name, {}), date=stored.get("date"))
-        results[name] = run_config(name, train, test, args, previous)
-        results[name]["load_average"] = os.getloadavg()[0]
-        write_results("classifiers", {
-            "configs": results,
-            "reference": "FinBERT: about 0.86 accuracy on Financial PhraseBank (other data: not comparable with the tweets).",
-            "threads": __import__("torch").get_num_threads(),
-        })
+        for encoder in args.encoder:
+            key = name if encoder == "default" else f"{name}@{encoder_name(encoder)}"
+            previous = dict(results.get(key, {}), date=stored.get("date"))
+            results[key] = run_config(name, train, test, args, previous, encoder)
+            results[key]["load_average"] = os.getloadavg()[0]
+            write_results("classifiers", {
+                "configs": results,
+                "reference": "FinBERT: about 0.86 accuracy on Financial PhraseBank (other data: not comparable with the tweets).",
+                "threads": __import__("torch").get_num_threads(),
+            })
     rows = [[name, method, config["train_rows"], config["eval_rows"], m["accuracy"], m["macro_f1"], m["train_seconds"],
              m["predictions_per_s"] or "-"] for name, config in results.items() for method, m in config["methods"].items()]
     print_table("Classifiers", ["config", "method", "train rows", "eval rows", "accuracy", "macro-F1", "train s", "pred/s"], rows)
