@@ -211,7 +211,8 @@ def prefill_ceiling(engines: dict[str, Any], threads: int) -> dict[str, Any]:
     over the rate the transformers engine already reaches on the cold prompt."""
     config = json.loads((prepare(MODEL, progress=False) / "config.json").read_text())
     tokens = engines["transformers"]["prefill_cold"]["prompt_tokens"]
-    reached = {name: prefill_flops(config, tokens) / e["prefill_cold"]["total_s"] for name, e in engines.items()}
+    flops = prefill_flops(config, tokens)
+    reached = {name: flops / e["prefill_cold"]["total_s"] for name, e in engines.items()}
     rates = matmul_rates(threads, tokens, config)
     return {
         "prompt_tokens": tokens,

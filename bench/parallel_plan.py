@@ -50,16 +50,18 @@ SUBTASKS = [
 
 
 class Recording(ChatModel):
-    """Passes requests to a model and keeps them, by the question they belong to, for the replay."""
+    """Passes requests to a model and, while `on`, keeps them by the question they belong to, for the replay."""
 
     def __init__(self, model: ChatModel) -> None:
         self.model = model
         self.name = model.name
+        self.on = True
         self.requests: dict[str, list[ChatRequest]] = {q: [] for q in QUESTIONS}
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | ChatResponse]:
-        text = " ".join(m.content or "" for m in request.messages if isinstance(m, UserMessage))
-        self.requests[next(q for q in QUESTIONS if q in text)].append(request.model_copy(deep=True))
+        if self.on:  # a copy: the agent goes on appending to the message list it sent
+            text = " ".join(m.content or "" for m in request.messages if isinstance(m, UserMessage))
+            self.requests[next(q for q in QUESTIONS if q in text)].append(request.model_copy(deep=True))
         async for event in self.model.stream(request):
             yield event
 
@@ -114,13 +116,14 @@ async def measure(model: ChatModel, repeats: int) -> dict:
 
     runtime = Runtime(agents, emit=ignore)
     await timed(runtime, parallel=True)  # warm up the prefix cache, and record the plan's requests
-    chains = [list(c) for c in recording.requests.values()]  # the later runs record too; the replay is the first
+    recording.on = False  # the timed runs below pass requests on without copying them
+    chains = list(recording.requests.values())
+    # The limit as earlier runs measured it: the first request of each subtask only, which reads a cached prompt.
+    firsts = [c[:1] for c in chains]
     rounds = []
     for _ in range(repeats):
         plan = {"one after another": await timed(runtime, parallel=False), "runtime (parallel)": await timed(runtime, parallel=True)}
         bare = {"one after another": await replayed(model, chains, False), "together": await replayed(model, chains, True)}
-        # The limit as earlier runs measured it: the first request of each subtask only, which reads a cached prompt.
-        firsts = [c[:1] for c in chains]
         first_steps = await replayed(model, firsts, False) / await replayed(model, firsts, True)
         rounds.append({
             "runs": plan, "replay": bare,

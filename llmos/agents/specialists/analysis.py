@@ -205,9 +205,8 @@ class SentimentClassifier:
     def classify(self, texts: list[str]) -> list[TextLabel]:
         if not texts:
             return []
-        shared = self.shares_vectors
-        vectors = self.embedder.embed_documents(texts) if shared or self.topic is None else None
-        probs = self.sentiment.proba(vectors) if shared else self.sentiment.predict_proba(texts)
+        vectors = self.embedder.embed_documents(texts) if self.shares_vectors or self.topic is None else None
+        probs = self.sentiment.proba(vectors) if self.shares_vectors else self.sentiment.predict_proba(texts)
         classes = list(self.sentiment.labels)
         if self.topic is not None:
             topics = predict_labels(self.topic, texts)

@@ -231,7 +231,6 @@ class Engine:
         n_completion = len(generated) + (1 if finish == "stop" and matcher is None else 0)
         return Generation(text, Usage(prompt_tokens=n_prompt, completion_tokens=n_completion), finish)
 
-
     def _markup_starts(self) -> list[int]:
         """Ids of tokens whose text starts with `{`, `[`, `<` or a backtick, once whitespace is stripped."""
         if self._markup_ids is None:
