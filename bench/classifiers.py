@@ -10,7 +10,8 @@ Configs (data read from --data, never copied into the repository):
 - banking77-8shot: routing/banking77, 8 training examples per intent (616) -> test.csv.
 - banking77: routing/banking77, a stratified subset of train.csv -> test.csv.
 - sentiment-all: as sentiment, trained on all 9,543 rows of train.csv (not run by default:
-  about half an hour on 2 cores; `--configs sentiment-all --methods frozen,finetune`).
+  the fine-tune uses its whole 20-minute budget on 2 cores; `--configs sentiment-all --methods
+  frozen,finetune --sentiment-eval 2388` scores all of valid.csv).
 - banking77-all: all 10,003 rows of train.csv -> all 3,080 rows of test.csv (not run by default;
   `--configs banking77-all --methods frozen,finetune --finetune-epochs 1`).
 

@@ -9,7 +9,8 @@ layer over the labels, so a fine-tuned classifier is saved and loaded exactly li
 The head starts from the logistic regression fitted on the untuned vectors (a linear probe,
 then fine-tuning: the encoder is not pulled about by a random head in the first steps), and
 learns at its own, larger rate. AdamW, linear warm-up over the first tenth of the steps, then
-linear decay. `max_minutes` ends training cleanly between two steps; the model is kept as it is.
+linear decay. `max_minutes` ends training cleanly between two steps, before one that would end past
+the budget; the model is kept as it is.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from llmos.classifiers.data import LabelledTexts
 from llmos.classifiers.trained import LinearHead
+from llmos.classifiers.training import step_fits
 
 
 def tune_classification(encoder, head: LinearHead, data: LabelledTexts, settings, progress=None,
@@ -58,13 +60,14 @@ def tune_classification(encoder, head: LinearHead, data: LabelledTexts, settings
     schedule = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
     tokenize = getattr(encoder, "preprocess", None) or encoder.tokenize
     order: list[int] = []
-    step, loss_value, stopped = 0, float("nan"), False
+    step, loss_value, stopped, step_seconds = 0, float("nan"), False, 0.0
     encoder.train()
     try:
         while step < total:
-            if deadline is not None and time.monotonic() >= deadline:
+            if not step_fits(deadline, step_seconds):
                 stopped = True
                 break
+            started = time.monotonic()
             if len(order) < settings.batch_size:  # a new epoch: reshuffle (the tail of the last one goes first)
                 fresh = list(range(len(data)))
                 rng.shuffle(fresh)
@@ -78,7 +81,7 @@ def tune_classification(encoder, head: LinearHead, data: LabelledTexts, settings
             optimizer.step()
             schedule.step()
             optimizer.zero_grad()
-            step += 1
+            step, step_seconds = step + 1, time.monotonic() - started
             loss_value = float(loss.detach())
             if progress is not None:
                 progress(step, total, loss_value)

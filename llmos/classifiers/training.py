@@ -14,8 +14,9 @@ finetune: the head is fitted as above on the untuned vectors, then the encoder a
     trained together with cross-entropy for `epochs` passes (llmos.classifiers.finetune);
     optionally after `contrastive_steps` of the SetFit stage. The most accurate, and the slowest.
 
-`max_minutes` bounds the tuning of setfit and finetune: training stops cleanly between two steps
-and the classifier is kept as it is then (the manifest says so).
+`max_minutes` bounds the tuning of setfit and finetune: training stops cleanly between two steps,
+before a step that would end past the budget, and the classifier is kept as it is then (the
+manifest says so).
 
 The loop is ours (a few lines over sentence-transformers' CosineSimilarityLoss) rather than the
 setfit package: that package pulls in datasets, pyarrow, pandas and evaluate, and pins the
@@ -160,23 +161,29 @@ def tune_contrastive(encoder, data: LabelledTexts, settings: TrainSettings, prog
     for text, label in zip(data.texts, data.labels):
         by_label.setdefault(label, []).append(text)
     encoder.train()
-    done = 0
+    done, step_seconds = 0, 0.0
     try:
         for step in range(1, total + 1):
-            if deadline is not None and time.monotonic() >= deadline:
+            if not step_fits(deadline, step_seconds):
                 break
+            started = time.monotonic()
             left, right, targets = sample_pairs(by_label, settings.batch_size, rng)
             loss = loss_fn([tokenize(left), tokenize(right)], torch.tensor(targets, dtype=torch.float32))
             loss.backward()
             optimizer.step()
             schedule.step()
             optimizer.zero_grad()
-            done = step
+            done, step_seconds = step, time.monotonic() - started
             if progress is not None:
                 progress(step, total, float(loss.detach()))
     finally:
         encoder.eval()
     return done
+
+
+def step_fits(deadline: float | None, step_seconds: float) -> bool:
+    """Whether a step as long as the last one ends before `deadline` (time.monotonic()), so a budget is never overrun."""
+    return deadline is None or time.monotonic() + step_seconds < deadline
 
 
 def sample_pairs(by_label: dict[str, list[str]], n: int, rng: random.Random) -> tuple[list[str], list[str], list[float]]:

@@ -6,6 +6,7 @@ Tiny CSVs and a few steps: each test trains MiniLM for seconds on 2 cores.
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 from llmos.classifiers import Classifier, TrainSettings, load_classifier, predict, read_labelled_csv, train_classifier
 from llmos.classifiers.finetune import softmax_rows
 from llmos.classifiers.trained import LinearHead, embed, load_encoder
+from llmos.classifiers.training import step_fits
 from llmos.errors import TrainingDataError
 from tests.classifiers.test_classifiers import EXAMPLES, UNSEEN, write_csv
 
@@ -68,6 +70,14 @@ def test_max_minutes_stops_training_and_keeps_a_usable_model(topics_csv, tmp_pat
     assert tuning["stopped_by_time"] is True and tuning["planned_steps"] == 200 and tuning["steps"] < 200
     classifier.save(tmp_path / "early")
     assert load_classifier(tmp_path / "early").manifest.tuning["stopped_by_time"] is True
+
+
+def test_a_step_starts_only_when_it_would_end_inside_the_budget():
+    now = time.monotonic()
+    assert step_fits(None, 1e9)  # no budget
+    assert step_fits(now + 60, 1.0)
+    assert not step_fits(now + 60, 120.0)  # the last step took longer than what is left
+    assert not step_fits(now - 1, 0.0)  # the budget is spent
 
 
 def test_a_two_label_head_becomes_two_softmax_rows():
