@@ -182,7 +182,7 @@ def tune_contrastive(encoder, data: LabelledTexts, settings: TrainSettings, prog
 
 
 def step_fits(deadline: float | None, step_seconds: float) -> bool:
-    """Whether a step as long as the last one ends before `deadline` (time.monotonic()), so a budget is never overrun."""
+    """Whether a step as long as the last one would end before `deadline` (time.monotonic())."""
     return deadline is None or time.monotonic() + step_seconds < deadline
 
 
